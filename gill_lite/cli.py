@@ -1,0 +1,30 @@
+"""The ``gill-lite`` command line: one subcommand per job, each defined next to the code it runs."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (subcommand, module, help). Each module defines ``add_arguments(parser)`` and ``run(args) -> int``.
+COMMANDS = [
+    ("world", "gill_lite.world.cli", "render ShapeStories and write its exports (CC3M TSV, VIST SIS JSON, decision TSV)"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gill-lite", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, module, help_text in COMMANDS:
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(sp)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(importlib.import_module(args._module).run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""Profiles: one dataclass per part, plain values, overridable.
+
+A profile only changes names, sizes and data; the code paths are the same for all of them.
+
+    >>> from gill_lite.config import get_profile
+    >>> p = get_profile("ci")
+    >>> p.world.image_size
+    32
+
+`get_profile(None)` reads the ``GILL_PROFILE`` environment variable (so nbval, which cannot inject
+parameters, can choose the profile) and falls back to ``tiny``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PROFILE = "tiny"
+PROFILE_NAMES = ("ci", "tiny", "paper")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """ShapeStories sizes. ``paper`` keeps a small world for its tests; real data comes from ``data``."""
+
+    image_size: int = 32
+    n_train: int = 6000  # captioned corpus (the CC3M stand-in), training split
+    n_val: int = 500
+    n_test: int = 1000
+    n_heldout: int = 500  # images of held-out attribute combinations (novel compositions)
+    heldout_fraction: float = 0.15  # share of the attribute combinations never shown in training
+    n_stories: int = 500  # evaluation stories (the VIST stand-in)
+    n_lm_stories: int = 4000  # stories only the language-model stand-in reads (a separate seed)
+    n_decision_prompts: int = 1600  # the PartiPrompts stand-in
+    n_dialogues: int = 2000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LanguageModelConfig:
+    """The frozen LM: a hub id / local folder, and the stand-in's architecture when it is built here."""
+
+    name_or_path: str = "models/tiny/lm"  # relative paths are resolved against the repo root
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    ffn_dim: int = 512
+    max_positions: int = 128
+    pretrain_steps: int = 3000
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class ImageEncoderConfig:
+    """The frozen image encoder (open_clip). ``pretrained`` is an open_clip tag (``openai``) or None."""
+
+    name_or_path: str = "models/tiny/clip"
+    pretrained: str | None = None
+    image_size: int = 32
+    patch_size: int = 8
+    width: int = 128
+    layers: int = 4
+    heads: int = 4
+    embed_dim: int = 128
+    text_width: int = 128
+    text_layers: int = 2
+    context_length: int = 24
+    pretrain_steps: int = 1500
+    batch_size: int = 128
+    lr: float = 7e-4
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """The frozen text-to-image generator (a diffusers StableDiffusionPipeline)."""
+
+    name_or_path: str = "models/tiny/generator"
+    num_inference_steps: int = 20
+    guidance_scale: float = 1.0
+    max_length: int = 16  # the text encoder's sequence length: 77 at paper scale
+    text_width: int = 128
+    text_layers: int = 2
+    unet_channels: tuple[int, ...] = (32, 64, 64)
+    text_pretrain_steps: int = 1500
+    unet_train_steps: int = 12000
+    batch_size: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """GILL's trainable parts and their recipe (gill_spec.md, 'Training recipe')."""
+
+    n_visual_tokens: int = 4
+    n_img_tokens: int = 8
+    max_text_len: int = 32
+    mapper_d_model: int = 512
+    mapper_heads: int = 4
+    mapper_encoder_layers: int = 4
+    mapper_decoder_layers: int = 4
+    mapper_ffn: int = 2048
+    retrieval_dim: int = 256
+    concat_fraction: float = 0.5  # half the examples are concatenated in pairs
+    steps: int = 20000
+    batch_size: int = 200
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    warmup_steps: int = 2000
+    decay_every: int = 10000
+    decay_factor: float = 0.1
+    mixed_precision: str = "bf16"  # "no" on CPU when bf16 is slower
+    checkpoint_every: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    """The generate-or-retrieve classifier and its judged data."""
+
+    n_judges: int = 5
+    judge_noise: float = 0.15
+    n_train: int = 600  # the first 600 confident examples train, the rest validate
+    steps: int = 2000
+    lr: float = 1e-3
+    dropout: float = 0.5
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation protocols (VIST contextual generation / retrieval, dialogue)."""
+
+    n_stories: int = 500
+    retrieval_pool: int = 1000
+    recall_at: tuple[int, ...] = (1, 5, 10)
+    bootstrap: int = 1000
+    lpips: bool = False  # the lpips package downloads AlexNet weights: paper only
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the real-format data lives. ShapeStories profiles write their own exports under the run dir."""
+
+    cc3m_tsv: str | None = None
+    cc3m_images: str | None = None
+    vist_sis_json: str | None = None
+    vist_images: str | None = None
+    decision_tsv: str | None = None
+    visdial_json: str | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    world: WorldConfig = field(default_factory=WorldConfig)
+    lm: LanguageModelConfig = field(default_factory=LanguageModelConfig)
+    image_encoder: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    eval_clip: ImageEncoderConfig = field(
+        default_factory=lambda: ImageEncoderConfig(name_or_path="models/tiny/eval_clip", seed=1)
+    )
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    uses_world: bool = True  # ShapeStories data and stand-ins (tiny, ci) or hub models and real data (paper)
+
+    @property
+    def run_dir(self) -> Path:
+        """``runs/<profile>``; ``GILL_RUNS_DIR`` moves the parent (tests use a temporary folder)."""
+        return Path(os.environ.get("GILL_RUNS_DIR", REPO_ROOT / "runs")) / self.name
+
+    def resolve(self, name_or_path: str) -> str:
+        """A hub id stays as it is; a relative local path is resolved against the repo, else the run dir."""
+        for base in (REPO_ROOT, self.run_dir):
+            candidate = base / name_or_path
+            if candidate.exists():
+                return str(candidate)
+        if name_or_path.startswith(("models/", "./", "/")):
+            return str(REPO_ROOT / name_or_path)
+        return name_or_path
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _tiny() -> Profile:
+    return Profile(
+        name="tiny",
+        train=TrainConfig(
+            mapper_d_model=128,
+            mapper_heads=4,
+            mapper_encoder_layers=2,
+            mapper_decoder_layers=2,
+            mapper_ffn=256,
+            retrieval_dim=64,
+            steps=1500,
+            batch_size=64,
+            warmup_steps=100,
+            decay_every=1000,
+            mixed_precision="no",
+            checkpoint_every=500,
+        ),
+    )
+
+
+def _ci() -> Profile:
+    """The smoke-sized twin of tiny: every code path, trained from scratch in CI, in seconds each."""
+    return Profile(
+        name="ci",
+        world=WorldConfig(
+            n_train=400, n_val=60, n_test=100, n_heldout=60, n_stories=40, n_lm_stories=200,
+            n_decision_prompts=160, n_dialogues=100,
+        ),
+        lm=LanguageModelConfig(
+            name_or_path="models/lm", hidden_size=64, num_layers=2, num_heads=2, ffn_dim=128,
+            pretrain_steps=60, batch_size=32,
+        ),
+        image_encoder=ImageEncoderConfig(
+            name_or_path="models/clip", width=64, layers=2, heads=2, embed_dim=64, text_width=64,
+            text_layers=1, pretrain_steps=40, batch_size=64,
+        ),
+        eval_clip=ImageEncoderConfig(
+            name_or_path="models/eval_clip", width=64, layers=2, heads=2, embed_dim=64, text_width=64,
+            text_layers=1, pretrain_steps=40, batch_size=64, seed=1,
+        ),
+        generator=GeneratorConfig(
+            name_or_path="models/generator", num_inference_steps=4, text_width=64, text_layers=1,
+            unet_channels=(16, 32), text_pretrain_steps=40, unet_train_steps=40, batch_size=16,
+        ),
+        train=TrainConfig(
+            mapper_d_model=32, mapper_heads=2, mapper_encoder_layers=1, mapper_decoder_layers=1,
+            mapper_ffn=64, retrieval_dim=32, steps=30, batch_size=16, warmup_steps=5, decay_every=20,
+            mixed_precision="no", checkpoint_every=10,
+        ),
+        decision=DecisionConfig(n_train=40, steps=100),
+        eval=EvalConfig(n_stories=20, retrieval_pool=100, bootstrap=100),
+    )
+
+
+def _paper() -> Profile:
+    """The published recipe (gill_spec.md): hub models, CC3M and VIST. Needs a GPU and the model hub."""
+    return Profile(
+        name="paper",
+        lm=LanguageModelConfig(name_or_path="facebook/opt-6.7b", dtype="bfloat16"),
+        image_encoder=ImageEncoderConfig(name_or_path="ViT-L-14", pretrained="openai", image_size=224),
+        eval_clip=ImageEncoderConfig(name_or_path="ViT-L-14", pretrained="openai", image_size=224),
+        generator=GeneratorConfig(
+            name_or_path="stable-diffusion-v1-5/stable-diffusion-v1-5", num_inference_steps=50,
+            guidance_scale=7.5, max_length=77, dtype="float16",
+        ),
+        train=TrainConfig(),
+        eval=EvalConfig(n_stories=4990, retrieval_pool=0, lpips=True),
+        data=DataConfig(
+            cc3m_tsv="data/cc3m/cc3m_train.tsv", cc3m_images="data/cc3m/images",
+            vist_sis_json="data/vist/sis/val.story-in-sequence.json", vist_images="data/vist/images",
+            decision_tsv="data/partiprompts/decisions.tsv", visdial_json="data/visdial/visdial_1.0_val.json",
+        ),
+        uses_world=False,
+    )
+
+
+_BUILDERS = {"ci": _ci, "tiny": _tiny, "paper": _paper}
+
+
+class UnknownProfileError(ValueError):
+    pass
+
+
+def profile_name(name: str | None = None) -> str:
+    """Validate a profile name; None means ``GILL_PROFILE`` if set, else ``tiny``."""
+    chosen = name or os.environ.get("GILL_PROFILE") or DEFAULT_PROFILE
+    if chosen not in _BUILDERS:
+        raise UnknownProfileError(
+            f"unknown profile {chosen!r}; valid profiles are: {', '.join(PROFILE_NAMES)}"
+        )
+    return chosen
+
+
+def notebook_profile(parameter: str = DEFAULT_PROFILE, **overrides) -> Profile:
+    """The profile for a notebook: ``GILL_PROFILE`` wins over the ``parameters`` cell's ``PROFILE``.
+
+    nbval cannot inject parameters, so CI sets ``GILL_PROFILE=ci``; papermill passes ``-p PROFILE ...``.
+    """
+    return get_profile(os.environ.get("GILL_PROFILE") or parameter, **overrides)
+
+
+def get_profile(name: str | None = None, **overrides) -> Profile:
+    """Build a profile by name (see `profile_name`), then apply ``part=dict(...)`` or ``part=dataclass`` overrides.
+
+    ``get_profile("tiny", train={"steps": 10})`` changes one value and keeps the rest.
+    """
+    profile = _BUILDERS[profile_name(name)]()
+    for part, value in overrides.items():
+        if not hasattr(profile, part):
+            raise TypeError(f"profile has no part {part!r}; parts: {[f.name for f in dataclasses.fields(profile)]}")
+        if isinstance(value, dict):
+            current = getattr(profile, part)
+            unknown = set(value) - {f.name for f in dataclasses.fields(current)}
+            if unknown:
+                raise TypeError(f"{type(current).__name__} has no field(s) {sorted(unknown)}")
+            value = replace(current, **value)
+        profile = replace(profile, **{part: value})
+    return profile

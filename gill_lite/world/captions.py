@@ -1,0 +1,49 @@
+"""Captions from several templates with varied word order, so no model can memorise one sentence form."""
+from __future__ import annotations
+
+import numpy as np
+
+from .attributes import Scene, Shape
+
+WHERE = {  # position -> prepositional phrase
+    "top left": "at the top left", "top": "at the top", "top right": "at the top right",
+    "left": "on the left", "middle": "in the middle", "right": "on the right",
+    "bottom left": "at the bottom left", "bottom": "at the bottom", "bottom right": "at the bottom right",
+}
+
+SINGLE_TEMPLATES = (
+    "a {size} {colour} {kind} {where}.",
+    "there is a {size} {colour} {kind} {where}.",
+    "{where} is a {size} {colour} {kind}.",
+    "a {colour} {kind} {where}, {size}.",
+    "a {size} {colour} {kind} sits {where}.",
+    "{where} we see a {size} {colour} {kind}.",
+)
+PAIR_TEMPLATES = (
+    "{a} and {b}.",
+    "{a}, next to {b}.",
+)
+
+
+def noun_phrase(shape: Shape, with_where: bool = True) -> str:
+    """'a small red circle at the top left'."""
+    phrase = f"a {shape.size} {shape.colour} {shape.kind}"
+    return f"{phrase} {WHERE[shape.position]}" if with_where else phrase
+
+
+def _capitalise(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def caption_shape(shape: Shape, template: int) -> str:
+    """Caption one shape with template number ``template`` (0..len(SINGLE_TEMPLATES)-1)."""
+    text = SINGLE_TEMPLATES[template].format(where=WHERE[shape.position], **shape.to_dict())
+    return _capitalise(text)
+
+
+def caption_scene(scene: Scene, rng: np.random.Generator) -> str:
+    """A caption for a scene, with a template drawn from ``rng``."""
+    if len(scene.shapes) == 1:
+        return caption_shape(scene.main, int(rng.integers(len(SINGLE_TEMPLATES))))
+    a, b = (noun_phrase(s) for s in scene.shapes)
+    return _capitalise(PAIR_TEMPLATES[int(rng.integers(len(PAIR_TEMPLATES)))].format(a=a, b=b))
