@@ -8,6 +8,9 @@ import sys
 # (subcommand, module, help). Each module defines ``add_arguments(parser)`` and ``run(args) -> int``.
 COMMANDS = [
     ("world", "gill_lite.world.cli", "render ShapeStories and write its exports (CC3M TSV, VIST SIS JSON, decision TSV)"),
+    ("reproduce", "gill_lite.pipeline_cli", "run notebooks 00..07 with papermill, record results.json, write REPORT.md"),
+    ("report", "gill_lite.report_cli", "rewrite runs/P/REPORT.md (and the README results at tiny) from results.json"),
+    ("eval", "gill_lite.evaluate.cli", "evaluate GILL: `eval vist` runs the VIST protocols on any SIS story file"),
 ]
 
 
@@ -23,7 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(importlib.import_module(args._module).run(args) or 0)
+    from gill_lite.config import UnknownProfileError
+
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except (UnknownProfileError, FileNotFoundError) as err:  # user errors: one line, no traceback
+        print(f"gill-lite {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

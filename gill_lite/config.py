@@ -49,7 +49,7 @@ class LanguageModelConfig:
     num_heads: int = 4
     ffn_dim: int = 512
     max_positions: int = 128
-    pretrain_steps: int = 3000
+    pretrain_steps: int = 2000
     batch_size: int = 64
     lr: float = 1e-3
     seed: int = 0
@@ -75,6 +75,7 @@ class ImageEncoderConfig:
     batch_size: int = 128
     lr: float = 7e-4
     seed: int = 0
+    data: str = "corpus"  # stand-in training data: "corpus" (train split) or "grid" (every combination)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,17 @@ class GeneratorConfig:
     lr: float = 1e-3
     seed: int = 0
     dtype: str = "float32"
+    # stand-in recipe (cpu_feasibility.md): a contrastively pretrained, then frozen, CLIP text tower; a pixel-space
+    # UNet with v-prediction, EMA and 10% empty captions
+    text_heads: int = 4
+    vision_layers: int = 4
+    text_batch_size: int = 216  # every combination once per contrastive batch
+    text_lr: float = 7e-4
+    unet_layers_per_block: int = 1
+    attention_head_dim: int = 32
+    ema_decay: float = 0.998
+    uncond_prob: float = 0.1
+    unet_train_minutes: float = 0.0  # > 0: stop (and finish the cosine schedule) at this wall-clock budget
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,9 @@ class TrainConfig:
     mixed_precision: str = "bf16"  # "no" on CPU when bf16 is slower
     checkpoint_every: int = 1000
     seed: int = 0
+    # per-stage step counts, ((stage, steps), ...), overriding `steps` (the joint run uses `steps`)
+    stage_steps: tuple[tuple[str, int], ...] = ()
+    final_stage: str = "joint"  # the stage whose checkpoint is "the" GILL for decision, evaluation and dialogue
 
 
 @dataclass(frozen=True)
@@ -130,6 +145,10 @@ class DecisionConfig:
 
     n_judges: int = 5
     judge_noise: float = 0.15
+    judge_tie: float = 0.1  # a judge calls two images "the same" below this score difference (decision/judges.py)
+    judge_lapse: float = 0.05  # chance of an arbitrary vote
+    judge_clip_weight: float = 0.15  # weight of the evaluation-CLIP difference next to the attribute probe
+    collect_batch_size: int = 32  # prompts per batch when collecting generated/retrieved images
     n_train: int = 600  # the first 600 confident examples train, the rest validate
     steps: int = 2000
     lr: float = 1e-3
@@ -169,7 +188,7 @@ class Profile:
     image_encoder: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     eval_clip: ImageEncoderConfig = field(
-        default_factory=lambda: ImageEncoderConfig(name_or_path="models/tiny/eval_clip", seed=1)
+        default_factory=lambda: ImageEncoderConfig(name_or_path="models/tiny/eval_clip", seed=1, data="grid")
     )
     train: TrainConfig = field(default_factory=TrainConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
@@ -212,6 +231,7 @@ def _tiny() -> Profile:
             decay_every=1000,
             mixed_precision="no",
             checkpoint_every=500,
+            final_stage="retrieval",  # the notebooks' stage-by-stage chain holds the whole model
         ),
     )
 
@@ -234,7 +254,7 @@ def _ci() -> Profile:
         ),
         eval_clip=ImageEncoderConfig(
             name_or_path="models/eval_clip", width=64, layers=2, heads=2, embed_dim=64, text_width=64,
-            text_layers=1, pretrain_steps=40, batch_size=64, seed=1,
+            text_layers=1, pretrain_steps=40, batch_size=64, seed=1, data="grid",
         ),
         generator=GeneratorConfig(
             name_or_path="models/generator", num_inference_steps=4, text_width=64, text_layers=1,
@@ -243,7 +263,7 @@ def _ci() -> Profile:
         train=TrainConfig(
             mapper_d_model=32, mapper_heads=2, mapper_encoder_layers=1, mapper_decoder_layers=1,
             mapper_ffn=64, retrieval_dim=32, steps=30, batch_size=16, warmup_steps=5, decay_every=20,
-            mixed_precision="no", checkpoint_every=10,
+            mixed_precision="no", checkpoint_every=10, final_stage="retrieval",
         ),
         decision=DecisionConfig(n_train=40, steps=100),
         eval=EvalConfig(n_stories=20, retrieval_pool=100, bootstrap=100),

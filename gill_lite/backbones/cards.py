@@ -1,0 +1,56 @@
+"""Names and model cards of the frozen parts.
+
+``config_name`` is what a GILL checkpoint records about the frozen parts it was trained with: the folder's
+(or hub id's) basename plus a short hash of the model config, so a checkpoint refuses to load onto a
+different LM, CLIP or generator even when two folders share a name.
+
+Each stand-in folder carries ``MODEL_CARD.md`` (for people) rendered from ``model_card.json`` (for code:
+bench/standins.py adds its figures there and re-renders the card).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from gill_lite.io import atomic_write_json, atomic_write_text
+
+_VOLATILE = ("transformers_version", "_diffusers_version", "_name_or_path", "_commit_hash", "dtype", "torch_dtype")
+
+
+def config_name_for(source: str, config: dict) -> str:
+    """``"<basename>-<8 hex>"``: basename of the path / hub id, hash of the config without volatile keys."""
+    clean = {k: v for k, v in config.items() if k not in _VOLATILE and not k.startswith("_")}
+    digest = hashlib.sha1(json.dumps(clean, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{Path(str(source).rstrip('/')).name}-{digest}"
+
+
+def _render(card: dict) -> str:
+    lines = [f"# {card['title']}", "", card.get("summary", ""), "", "## Config", "", "| key | value |", "|---|---|"]
+    lines += [f"| {k} | `{v}` |" for k, v in card["config"].items()]
+    lines += ["", "## Data", "", card["data"], "", "## Training", "", card["recipe"], "", "## Measured", ""]
+    lines += [f"- {k}: {v}" for k, v in card["figures"].items()]
+    if card.get("samples"):
+        lines += ["", "## Samples (greedy)", ""] + [f"- `{s!r}`" for s in card["samples"]]
+    lines += ["", "Built by `gill_lite.backbones.build.build_standins`; figures re-measured by `bench/standins.py`.", ""]
+    return "\n".join(line for line in lines if line is not None)
+
+
+def write_model_card(folder, title: str, config: dict, data: str, recipe: str, figures: dict,
+                     samples: list[str] | None = None, summary: str = "") -> None:
+    """Write ``model_card.json`` and ``MODEL_CARD.md`` into ``folder``."""
+    card = {"title": title, "summary": summary, "config": {k: str(v) for k, v in config.items()},
+            "data": data, "recipe": recipe, "figures": figures, "samples": samples or []}
+    atomic_write_json(Path(folder) / "model_card.json", card)
+    atomic_write_text(Path(folder) / "MODEL_CARD.md", _render(card))
+
+
+def update_model_card(folder, figures: dict, samples: list[str] | None = None) -> None:
+    """Merge measured ``figures`` (and replace ``samples``) into an existing card and re-render it."""
+    path = Path(folder) / "model_card.json"
+    card = json.loads(path.read_text())
+    card["figures"] = {**card["figures"], **figures}
+    if samples is not None:
+        card["samples"] = samples
+    atomic_write_json(path, card)
+    atomic_write_text(Path(folder) / "MODEL_CARD.md", _render(card))

@@ -1,0 +1,201 @@
+"""Train GILL's decision head (``Dropout(0.5)`` + ``Linear``) on the ``[IMG0]`` states of confident prompts.
+
+As in the paper and the published notebook: full-batch AdamW (lr 1e-3, no weight decay), ``steps`` steps, the
+first ``n_train`` confident examples train and the rest validate; macro F1 on the validation part. Class ids
+follow `gill_lite.model.decision`: 0 = generate ("gen"), 1 = retrieve ("ret").
+
+The trained head is saved apart from the other trainable parts, as
+``<run_dir>/gill/decision/decision_head.safetensors`` (+ ``metrics.json``), because it is trained after them
+on data they produced; `fit_decision` finds a finished checkpoint for the same data and settings and loads it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .judges import LABELS
+from .metrics import confusion_matrix, f1_per_label, macro_f1
+
+CHECKPOINT = "decision_head.safetensors"
+
+
+def decision_dir(profile) -> Path:
+    return Path(profile.run_dir) / "gill" / "decision"
+
+
+def head_of(model):
+    """The decision head of a GillModel (``model.decision``), or ``model`` itself when it is the head."""
+    import torch
+
+    head = getattr(model, "decision", None)
+    return head if isinstance(head, torch.nn.Module) else model
+
+
+def encode_labels(labels: Sequence[str]):
+    import torch
+
+    bad = sorted({lab for lab in labels if lab not in LABELS})
+    if bad:
+        raise ValueError(f"labels must be {LABELS}, got {bad}")
+    return torch.tensor([LABELS.index(lab) for lab in labels], dtype=torch.long)
+
+
+def split_train_val(n: int, n_train: int) -> tuple[list[int], list[int]]:
+    """The first ``n_train`` train, the rest validate; with too few examples, keep a third for validation."""
+    if n < 2:
+        raise ValueError(f"need at least 2 confident examples, got {n}")
+    if n_train >= n:
+        n_train = max(1, (2 * n) // 3)
+        print(f"only {n} confident examples: training on the first {n_train}, validating on {n - n_train}")
+    return list(range(n_train)), list(range(n_train, n))
+
+
+def predict_proba(head, x):
+    """Softmax probabilities (N, 2) = (generate, retrieve), in eval mode (no dropout)."""
+    import torch
+
+    was_training = head.training
+    head.eval()
+    with torch.no_grad():
+        p = torch.softmax(head(x.float()), dim=-1)
+    head.train(was_training)
+    return p
+
+
+def predict_labels(head, x) -> list[str]:
+    return [LABELS[i] for i in predict_proba(head, x).argmax(-1).tolist()]
+
+
+def evaluate(head, x, labels: Sequence[str]) -> dict:
+    """Macro F1, accuracy, per-label F1 and the confusion matrix (rows = truth gen/ret, columns = prediction)."""
+    pred = predict_labels(head, x)
+    return {
+        "macro_f1": macro_f1(labels, pred, LABELS),
+        "accuracy": float(np.mean([a == b for a, b in zip(labels, pred)])) if len(labels) else float("nan"),
+        "f1": f1_per_label(labels, pred, LABELS),
+        "confusion": confusion_matrix(labels, pred, LABELS).tolist(),
+        "n": len(labels),
+    }
+
+
+def train_decision_head(head, x, labels: Sequence[str], steps: int = 2000, lr: float = 1e-3, seed: int = 0,
+                        x_val=None, labels_val: Sequence[str] | None = None, eval_every: int = 100,
+                        progress: bool = True) -> dict:
+    """Re-initialise ``head`` (seeded) and train it full-batch; returns the history (loss, train/val F1)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    if steps < 1:
+        raise ValueError("steps must be >= 1")
+    y = encode_labels(labels)
+    x = x.float()
+    history = {"step": [], "loss": [], "train_f1": [], "val_f1": []}
+    with torch.random.fork_rng(devices=[]):  # seeded init and dropout without touching the global RNG
+        torch.manual_seed(seed)
+        for m in head.modules():
+            if m is not head and hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+        opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0, eps=1e-8)
+        head.train()
+        for step in tqdm(range(steps), desc="decision head", disable=not progress, mininterval=1.0):
+            loss = torch.nn.functional.cross_entropy(head(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step % eval_every == 0 or step == steps - 1:
+                history["step"].append(step)
+                history["loss"].append(float(loss.detach()))
+                history["train_f1"].append(macro_f1(labels, predict_labels(head, x), LABELS))
+                if x_val is not None and labels_val is not None and len(labels_val):
+                    history["val_f1"].append(macro_f1(labels_val, predict_labels(head, x_val), LABELS))
+    head.eval()
+    return history
+
+
+def data_fingerprint(x, labels: Sequence[str], cfg) -> str:
+    """Hash of the training data and settings: a checkpoint only counts for the same of both."""
+    h = hashlib.sha1(np.ascontiguousarray(x.float().cpu().numpy()).tobytes())
+    h.update(json.dumps([list(labels), cfg.n_train, cfg.steps, cfg.lr, cfg.dropout, cfg.seed]).encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class DecisionResult:
+    """What `fit_decision` returns: validation metrics, the training history, and whether it was loaded."""
+
+    val: dict
+    train: dict
+    history: dict = field(default_factory=dict)
+    loaded: bool = False
+    path: Path | None = None
+    n_train: int = 0
+    n_val: int = 0
+
+
+def save_decision_head(head, path, meta: dict) -> None:
+    from gill_lite.io import atomic_save_file
+
+    atomic_save_file(dict(head.state_dict()), path, metadata={"meta": json.dumps(meta)})
+
+
+def read_meta(path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads((f.metadata() or {}).get("meta", "{}"))
+
+
+def load_decision_head(model_or_head, path) -> dict:
+    """Load a saved head into ``model_or_head`` (a GillModel or its head); returns the checkpoint's metadata."""
+    from safetensors.torch import load_file
+
+    head = head_of(model_or_head)
+    head.load_state_dict(load_file(str(path)))
+    head.eval()
+    return read_meta(path)
+
+
+def load_trained_decision(profile, model) -> bool:
+    """Attach the profile's trained decision head to ``model`` if one exists (inference uses it)."""
+    path = decision_dir(profile) / CHECKPOINT
+    if not path.exists():
+        return False
+    load_decision_head(model, path)
+    return True
+
+
+def fit_decision(profile, model, features, labels: Sequence[str], out_dir=None, retrain: bool = False,
+                 progress: bool = True) -> DecisionResult:
+    """Find a finished decision head for these confident examples and settings, else train and save one.
+
+    ``features``: (N, lm_hidden) [IMG0] states of the confident prompts, in prompt order; ``labels``: "gen"/"ret".
+    """
+    cfg = profile.decision
+    if len(features) != len(labels):
+        raise ValueError(f"{len(features)} feature rows but {len(labels)} labels")
+    head = head_of(model)
+    train_idx, val_idx = split_train_val(len(labels), cfg.n_train)
+    x_tr, x_va = features[train_idx], features[val_idx]
+    y_tr, y_va = [labels[i] for i in train_idx], [labels[i] for i in val_idx]
+    path = Path(out_dir or decision_dir(profile)) / CHECKPOINT
+    fingerprint = data_fingerprint(features, labels, cfg)
+    if path.exists() and not retrain and read_meta(path).get("fingerprint") == fingerprint:
+        print(f"Found a trained decision head, loading {path}")
+        meta = load_decision_head(head, path)
+        return DecisionResult(evaluate(head, x_va, y_va), evaluate(head, x_tr, y_tr), meta.get("history", {}),
+                              True, path, len(train_idx), len(val_idx))
+    history = train_decision_head(head, x_tr, y_tr, cfg.steps, cfg.lr, cfg.seed, x_va, y_va, progress=progress)
+    result = DecisionResult(evaluate(head, x_va, y_va), evaluate(head, x_tr, y_tr), history, False, path,
+                            len(train_idx), len(val_idx))
+    meta = {"fingerprint": fingerprint, "steps": cfg.steps, "lr": cfg.lr, "n_train": len(train_idx),
+            "n_val": len(val_idx), "seed": cfg.seed, "val": result.val, "history": history}
+    save_decision_head(head, path, meta)
+    from gill_lite.io import atomic_write_json
+
+    atomic_write_json(path.parent / "metrics.json", {k: meta[k] for k in meta if k != "history"})
+    return result

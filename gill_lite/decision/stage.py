@@ -1,0 +1,223 @@
+"""The decision stage end to end, as notebook 05 and ``bench/decision.py`` run it:
+
+    prompts -> collect (generate + retrieve + [IMG0]) -> judge (5 judges, maybe a person) -> confidence rule
+            -> train the decision head -> how often each path is chosen
+
+Each step finds its finished output under ``<run_dir>/decision/`` (collection, votes) or
+``<run_dir>/gill/decision/`` (the head) and reuses it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import judges as J
+from .collect import Collection
+
+PAPER_COUNTS = {"gen": 592, "ret": 319, "dropped": 1632 - 911}  # gill_spec.md, "The decision classifier's data"
+PAPER_CEILING = 0.851
+
+
+def decision_root(profile) -> Path:
+    return Path(profile.run_dir) / "decision"
+
+
+def human_votes_path(profile) -> Path:
+    """Where the judging widget saves a person's votes."""
+    return decision_root(profile) / "human_votes.jsonl"
+
+
+class GillCollector:
+    """The trained GILL as a `gill_lite.decision.collect.Collector`: ``BOS prompt [IMG0..7]`` states (as the
+    published decision notebook), generation through the mapper, top-1 retrieval from ``index``."""
+
+    def __init__(self, model, parts, index, dataset):
+        self.model, self.parts, self.index, self.dataset = model, parts, index, dataset
+        self._row = {i: n for n, i in enumerate(dataset.ids)}
+
+    def states(self, texts):
+        from gill_lite.inference import img_states_batch
+
+        return img_states_batch(self.model, list(texts)).states
+
+    def generate(self, states, seed):
+        from gill_lite.inference import generate_images
+
+        return generate_images(self.model, self.parts.generator, states, seed=seed)
+
+    def retrieve(self, states):
+        from gill_lite.inference import retrieve
+
+        ids = [top[0][0] for top in retrieve(self.model, self.index, states, k=1)]
+        return ids, self.dataset.load_images([self._row[i] for i in ids])
+
+
+def corpus_index(profile, model, parts):
+    """The retrieval index of GILL's training images (the corpus train split, or CC3M at ``paper``), built from
+    the training run's cached image features; returns ``(RetrievalIndex, CaptionSet)``."""
+    import torch
+
+    from gill_lite.inference import RetrievalIndex
+    from gill_lite.train.caches import image_features
+    from gill_lite.train.data import training_set
+
+    dataset = training_set(profile)
+    feats = image_features(dataset, parts.image_encoder, Path(profile.run_dir) / "cache")
+    chunks = [RetrievalIndex.from_features(model, feats[list(range(s, min(len(dataset), s + 4096)))],
+                                           dataset.ids[s:s + 4096]) for s in range(0, len(dataset), 4096)]
+    return RetrievalIndex(list(dataset.ids), torch.cat([c.embeddings for c in chunks])), dataset
+
+
+def collect_for_profile(profile, model, parts, prompts=None, progress: bool = True) -> Collection:
+    """Find-or-build the profile's collection under ``<run_dir>/decision/collection`` (resumable)."""
+    from .collect import collect_decisions, model_fingerprint
+    from .data import decision_prompts
+
+    if prompts is None:
+        prompts, _ = decision_prompts(profile)
+    index, dataset = corpus_index(profile, model, parts)
+    collector = GillCollector(model, parts, index, dataset)
+    return collect_decisions(prompts, decision_root(profile) / "collection", collector, seed=profile.decision.seed,
+                             batch_size=profile.decision.collect_batch_size, fingerprint=model_fingerprint(model),
+                             progress=progress)
+
+
+@dataclass
+class Judged:
+    """The votes (5 per prompt, a person's in place of judge 0 where they clicked) and what follows from them."""
+
+    votes: list[list[str]]
+    labels: list[str | None]
+    counts: dict
+    report: dict
+    evidence: dict = field(default_factory=dict)
+    n_human: int = 0
+
+
+def judge_collection(profile, collection: Collection, eval_clip=None, votes=None, human_path=None) -> Judged:
+    """Vote on every collected prompt and apply the confidence rule.
+
+    ``votes`` given (a published TSV) are used as they are; otherwise the simulated judges vote from the
+    probe and ``eval_clip`` evidence. A person's votes from ``human_path`` (the widget's file) replace
+    judge 0's on the prompts they judged. Writes ``decisions.tsv`` (the published format) and ``votes.json``.
+    """
+    from gill_lite.io import atomic_write_json
+    from gill_lite.widgets import load_votes, merge_votes
+
+    evidence = {}
+    if votes is None:
+        shapes = collection.shapes()
+        evidence = J.gather_evidence(collection.images("gen"), collection.images("ret"), collection.texts,
+                                     shapes if all(s is not None for s in shapes) else None, eval_clip)
+        votes = J.simulate_votes(evidence, J.judges_from_config(profile.decision), seed=profile.decision.seed)
+    if len(votes) != len(collection):
+        raise ValueError(f"{len(votes)} vote rows for {len(collection)} collected prompts")
+    human = load_votes(human_path) if human_path is not None else {}
+    votes = merge_votes(votes, collection.ids, human)
+    labels = J.confident_labels(votes)
+    root = collection.root
+    atomic_write_json(root / "votes.json", {"ids": collection.ids, "votes": votes, "labels": labels,
+                                           "n_human": sum(i in human for i in collection.ids)})
+    if all(r.get("shape") for r in collection.records):
+        _export_tsv(collection, votes, root / "decisions.tsv")
+    return Judged(votes, labels, J.label_counts(labels), J.agreement_report(votes, labels), evidence,
+                  sum(i in human for i in collection.ids))
+
+
+def _export_tsv(collection: Collection, votes, path) -> None:
+    from gill_lite.data import export_decisions
+    from gill_lite.io import atomic_path
+    from gill_lite.world.prompts import DecisionPrompt
+
+    prompts = [DecisionPrompt(r["id"], r["text"], s, r["category"]) for r, s in zip(collection.records, collection.shapes())]
+    with atomic_path(path) as tmp:
+        export_decisions(prompts, tmp, votes)
+
+
+def confident_set(collection: Collection, labels):
+    """The confident prompts in prompt order: (features (N, H), labels, their indices in the collection)."""
+    keep = [i for i, lab in enumerate(labels) if lab is not None]
+    features = collection.features()
+    return features[keep], [labels[i] for i in keep], keep
+
+
+def choice_shares(head, features, categories) -> dict:
+    """How often the trained head picks retrieval for corpus prompts and generation for novel ones (all
+    collected prompts, confident or not)."""
+    from .classifier import predict_labels
+
+    pred = predict_labels(head, features)
+    out = {}
+    for category, wanted, key in (("corpus", "ret", "retrieval_share_corpus"), ("novel", "gen", "generation_share_novel")):
+        picks = [p for p, c in zip(pred, categories) if c == category]
+        out[key] = float(np.mean([p == wanted for p in picks])) if picks else float("nan")
+    return out
+
+
+def label_by_category(labels, categories) -> dict:
+    """Confident labels per prompt category, e.g. {"corpus": {"gen": 10, "ret": 300, "dropped": 90}, ...}."""
+    out = {}
+    for category in sorted(set(categories)):
+        out[category] = J.label_counts([lab for lab, c in zip(labels, categories) if c == category])
+    return out
+
+
+def judging_items(collection: Collection, limit: int | None = None):
+    """The collected prompts as `gill_lite.widgets.JudgingItem`s (images read from the collection's files)."""
+    from gill_lite.widgets import JudgingItem
+
+    records = collection.records[:limit] if limit else collection.records
+    return [JudgingItem(r["id"], r["text"], collection.root / r["gen"], collection.root / r["ret"]) for r in records]
+
+
+def load_votes_file(collection: Collection) -> dict:
+    return json.loads((collection.root / "votes.json").read_text())
+
+
+def validation_ceiling(judged: Judged, keep: list[int], n_train: int) -> float:
+    """The judges' ceiling F1 on the classifier's validation prompts (the same prompts it is scored on)."""
+    val = keep[n_train:]
+    return float(np.mean(J.ceiling_f1([judged.votes[i] for i in val], [judged.labels[i] for i in val])))
+
+
+def run_decision_stage(profile, model=None, parts=None, progress: bool = True) -> dict:
+    """Everything notebook 05 does, without the pictures: returns the figures (and the objects, under "_")."""
+    from .classifier import fit_decision, head_of
+    from .data import decision_prompts
+
+    if parts is None:
+        from gill_lite.backbones import load_frozen_parts
+
+        parts = load_frozen_parts(profile)
+    if model is None:
+        from gill_lite.train import load_gill
+
+        model = load_gill(profile, parts)
+    prompts, published_votes = decision_prompts(profile)
+    collection = collect_for_profile(profile, model, parts, prompts, progress=progress)
+    judged = judge_collection(profile, collection, getattr(parts, "eval_clip", None), published_votes,
+                              human_votes_path(profile))
+    features, labels, keep = confident_set(collection, judged.labels)
+    result = fit_decision(profile, model, features, labels, progress=progress)
+    shares = choice_shares(head_of(model), collection.features(), collection.categories)
+    figures = {
+        "n_prompts": len(collection),
+        "labels": judged.counts,
+        "labels_by_category": label_by_category(judged.labels, collection.categories),
+        "fleiss_kappa": judged.report["fleiss_kappa"],
+        "judge_loo_f1": judged.report["loo_f1"],
+        "judges_ceiling_f1": validation_ceiling(judged, keep, result.n_train),
+        "judges_ceiling_f1_all": judged.report["ceiling_f1"],
+        "classifier_macro_f1": {"value": result.val["macro_f1"], "paper_ceiling": PAPER_CEILING},
+        "classifier_accuracy": result.val["accuracy"],
+        "confusion": result.val["confusion"],
+        "n_train": result.n_train,
+        "n_val": result.n_val,
+        "n_human_votes": judged.n_human,
+        **shares,
+    }
+    figures["_"] = {"collection": collection, "judged": judged, "result": result, "model": model, "parts": parts}
+    return figures

@@ -1,0 +1,38 @@
+"""The whole VIST evaluation in one call: generation, retrieval, ceilings, counts, skipped stories.
+
+Used by notebook 06, ``gill-lite eval vist`` and ``bench/vist.py``; returns plain JSON-ready dicts.
+"""
+from __future__ import annotations
+
+import time
+
+from .vist import ceilings, evaluate_generation, evaluate_retrieval
+
+
+def evaluate_vist(runner, parts, stories, eval_cfg, skipped=(), batch_size: int = 32, progress: bool = True):
+    """Run both VIST protocols on ``stories`` (list of `EvalStory`). Returns (summary dict, generation
+    results, retrieval results); the summary is what ``results.json`` holds.
+
+    parts: the frozen parts (``.eval_clip`` scores generation, ``.image_encoder``'s text tower is the
+    text-only CLIP baseline); eval_cfg: `gill_lite.config.EvalConfig` (bootstrap, recall_at, lpips, seed).
+    """
+    start = time.perf_counter()
+    gen = evaluate_generation(runner, parts.eval_clip, stories, seed=eval_cfg.seed, batch_size=batch_size,
+                              lpips=eval_cfg.lpips, progress=progress)
+    ret = evaluate_retrieval(runner, parts.image_encoder, stories, ks=tuple(eval_cfg.recall_at),
+                             batch_size=batch_size, progress=progress)
+    seconds = time.perf_counter() - start
+    summary = {
+        "counts": {"stories": len(stories), "skipped": len(skipped), "retrieval_pool": ret.pool_size},
+        "generation": gen.summary(eval_cfg.bootstrap, eval_cfg.seed),
+        "retrieval": ret.summary(tuple(eval_cfg.recall_at), eval_cfg.bootstrap, eval_cfg.seed),
+        "ceilings": ceilings(stories),
+        "skipped": list(skipped),
+        "seconds": {"generation": gen.seconds, "retrieval": ret.seconds, "total": seconds},
+        "stories_per_second": len(stories) / seconds if seconds > 0 else None,
+    }
+    r1 = summary["retrieval"]["settings"]
+    if "gill/captions_images" in r1 and "clip_text/captions" in r1:
+        gill, clip = r1["gill/captions_images"]["R@1"]["mean"], r1["clip_text/captions"]["R@1"]["mean"]
+        summary["retrieval"]["gill_over_clip_text_R@1"] = gill / clip if clip > 0 else None
+    return summary, gen, ret

@@ -1,0 +1,110 @@
+"""Markdown tables of the VIST results, next to the paper's numbers, and the figures for results.json."""
+from __future__ import annotations
+
+from .contexts import SETTING_TITLES
+
+MODEL_TITLES = {"gill": "GILL", "sd": "generator alone (SD baseline)", "clip_text": "text-only CLIP"}
+
+
+def _title(name: str) -> str:
+    model, setting = name.split("/", 1)
+    return f"{MODEL_TITLES.get(model, model)}, {SETTING_TITLES.get(setting, setting)}"
+
+
+def _ci(d: dict, pct: bool = False) -> str:
+    f = (lambda x: f"{100 * x:.1f}%") if pct else (lambda x: f"{x:.3f}")
+    return f"{f(d['mean'])} [{f(d['low'])}, {f(d['high'])}]"
+
+
+def _table(header, rows) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+
+def generation_table(summary: dict) -> str:
+    """CLIP similarity of the generated last image to the true one, with 95% intervals and the paper's figure;
+    the probe's all-attributes accuracy and the setting's ceiling beside it when the world knows them."""
+    gen, ceil = summary["generation"]["settings"], summary.get("ceilings", {})
+    rows = []
+    for name, row in gen.items():
+        paper = row.get("paper_clip_similarity")
+        setting = name.split("/", 1)[1]
+        acc = _ci(row["attributes"]["all"], pct=True) if "attributes" in row else "-"
+        c = ceil.get(setting, {})
+        ceiling = (f"{100 * c['determined']['all']:.0f}% / {100 * c['best_expected']['all']:.0f}%" if c else "-")
+        rows.append([_title(name), _ci(row["clip_similarity"]), f"{paper:.3f}" if paper else "-", acc, ceiling])
+    header = ["model, input", "CLIP similarity [95% CI]", "paper", "all attributes right",
+              "ceiling (determined / best expected)"]
+    return _table(header, rows)
+
+
+def attribute_table(summary: dict) -> str:
+    """Per attribute accuracy of each setting's generated image, with that setting's ceiling in brackets."""
+    gen, ceil = summary["generation"]["settings"], summary.get("ceilings", {})
+    attrs = ("kind", "colour", "size", "position", "all")
+    rows = []
+    for name, row in gen.items():
+        if "attributes" not in row:
+            continue
+        c = ceil.get(name.split("/", 1)[1], {}).get("determined", {})
+        rows.append([_title(name)] + [
+            f"{100 * row['attributes'][a]['mean']:.0f}%" + (f" ({100 * c[a]:.0f}%)" if a in c else "") for a in attrs])
+    return _table(["model, input"] + [f"{a} (ceiling)" for a in attrs], rows)
+
+
+def retrieval_table(summary: dict) -> str:
+    """Recall@k of the true last image among every story image (the story's own images excluded)."""
+    ret = summary["retrieval"]["settings"]
+    ks = [k for k in next(iter(ret.values())) if k.startswith("R@")]
+    rows = []
+    for name, row in ret.items():
+        paper = row.get("paper_R@1")
+        rows.append([_title(name)] + [_ci(row[k], pct=True) for k in ks] + [f"{100 * paper:.1f}%" if paper else "-"])
+    return _table(["model, input"] + ks + ["paper R@1"], rows)
+
+
+def orderings_table(summary: dict) -> str:
+    """The paper's orderings: claimed only when the paired difference's 95% interval is above 0."""
+    rows = []
+    for o in summary["generation"]["orderings"]:
+        d = o["paired_difference"]
+        verdict = "holds" if o["paired_holds"] else ("reversed" if d["high"] < 0 else "not shown")
+        rows.append([f"{_title(o['higher'])} > {_title(o['lower'])}", f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]",
+                     "yes" if o["separated_intervals"] else "no", verdict])
+    return _table(["paper's ordering", "paired difference [95% CI]", "intervals separate", "here"], rows)
+
+
+def vist_figures(summary: dict) -> dict:
+    """The numbers notebook 06 records in results.json: ``{"value", "ci", "paper"}`` per figure."""
+    out: dict = {"clip_similarity": {}, "attribute_accuracy": {}, "retrieval": {}, "orderings": {}}
+    for name, row in summary["generation"]["settings"].items():
+        key = name.replace("/", "_")
+        c = row["clip_similarity"]
+        out["clip_similarity"][key] = {"value": c["mean"], "ci": [c["low"], c["high"]],
+                                       "paper": row.get("paper_clip_similarity")}
+        if "attributes" in row:
+            out["attribute_accuracy"][key] = {a: v["mean"] for a, v in row["attributes"].items()}
+    for setting, c in summary.get("ceilings", {}).items():
+        out.setdefault("ceilings", {})[setting] = c["determined"]
+    for name, row in summary["retrieval"]["settings"].items():
+        key = name.replace("/", "_")
+        for k, v in row.items():
+            if k.startswith("R@"):
+                out["retrieval"][f"{key}_{k.replace('@', '')}"] = {
+                    "value": v["mean"], "ci": [v["low"], v["high"]],
+                    "paper": row.get("paper_R@1") if k == "R@1" else None}
+    for o in summary["generation"]["orderings"]:
+        out["orderings"][f"{o['higher']} > {o['lower']}".replace("/", "_")] = bool(o["paired_holds"])
+    ratio = summary["retrieval"].get("gill_over_clip_text_R@1")
+    if ratio is not None:
+        out["retrieval"]["gill_over_clip_text_R1"] = ratio
+    out["counts"] = summary["counts"]
+    if summary.get("stories_per_second"):
+        out["stories_per_second"] = summary["stories_per_second"]
+    return _drop_none(out)
+
+
+def _drop_none(d):
+    if isinstance(d, dict):
+        return {k: _drop_none(v) for k, v in d.items() if v is not None}
+    return d

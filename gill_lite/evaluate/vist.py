@@ -1,0 +1,292 @@
+"""VIST contextual generation and retrieval (the paper's Tables 1 and 2), on any list of `EvalStory`.
+
+``runner`` is the model seen through five calls (see `gill_lite.evaluate.runner.GillRunner`, which wraps
+`gill_lite.inference`; tests pass a fake):
+
+    runner.img_states(context)            -> the 8 [IMG] states of one interleaved context ([IMG] forced)
+                                             (or ``img_states_batch(contexts)`` for many at once)
+    runner.generate(list_of_states, seed) -> uint8 (N, H, W, 3), GillMapper -> generator
+    runner.retrieval_queries(states)      -> (N, D) L2-normalised [IMG0] retrieval embeddings
+    runner.index_images(images)           -> (N, D) L2-normalised image-side retrieval embeddings
+    runner.generate_from_text(prompts, seed) -> uint8 (N, H, W, 3), the generator alone (the SD baseline)
+
+Seeds: stories are processed in fixed chunks, the same chunks for every setting, and chunk ``c`` always uses
+seed ``seed + c``: each story starts from the same noise in every setting, so settings differ only by input.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .contexts import BASELINE_SETTINGS, SETTINGS, baseline_prompt, build_context
+from .metrics import (
+    Interval,
+    attribute_scores,
+    bootstrap_ci,
+    clip_similarity,
+    ordering_holds,
+    paired_bootstrap_ci,
+    target_ranks,
+)
+
+# Published figures (gill_spec.md, "Evaluation"), for the tables' side column.
+PAPER_CLIP_SIMILARITY = {
+    "sd/last_caption": 0.592,
+    "sd/captions": 0.598,
+    "gill/last_caption": 0.581,
+    "gill/captions": 0.612,
+    "gill/captions_images": 0.641,
+}
+PAPER_RECALL_AT_1 = {"clip_text/captions": 0.088, "fromage/captions_images": 0.182, "gill/captions_images": 0.203}
+
+# The orderings the paper reports; (higher, lower) pairs of result names.
+PAPER_ORDERINGS = (
+    ("gill/captions_images", "gill/captions"),
+    ("gill/captions", "gill/last_caption"),
+    ("gill/captions", "sd/captions"),
+)
+
+
+@dataclass
+class GenerationResults:
+    """Per-story scores of every (model, setting), with images of the first ``n_examples`` stories."""
+
+    story_ids: list[str]
+    clip: dict[str, np.ndarray]  # name -> (N,) cosine similarity to the true last image
+    attributes: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # name -> attribute -> (N,) hits
+    lpips: dict[str, np.ndarray] = field(default_factory=dict)
+    examples: dict[str, np.ndarray] = field(default_factory=dict)  # name -> uint8 (n_examples, H, W, 3)
+    seconds: float = 0.0
+
+    def summary(self, n_boot: int = 1000, seed: int = 0) -> dict:
+        """Means with 95% bootstrap intervals, and the paper's orderings checked two ways:
+        separated intervals (`ordering_holds`) and the paired difference's interval (same stories, same seeds)."""
+        out = {"n": len(self.story_ids), "settings": {}, "orderings": []}
+        for name, scores in self.clip.items():
+            row = {"clip_similarity": bootstrap_ci(scores, n_boot, seed).to_dict(),
+                   "paper_clip_similarity": PAPER_CLIP_SIMILARITY.get(name)}
+            if name in self.attributes:
+                row["attributes"] = {a: bootstrap_ci(v, n_boot, seed).to_dict() for a, v in self.attributes[name].items()}
+            if name in self.lpips:
+                row["lpips"] = bootstrap_ci(self.lpips[name], n_boot, seed).to_dict()
+            out["settings"][name] = row
+        for hi, lo in PAPER_ORDERINGS:
+            if hi in self.clip and lo in self.clip:
+                a, b = bootstrap_ci(self.clip[hi], n_boot, seed), bootstrap_ci(self.clip[lo], n_boot, seed)
+                diff = paired_bootstrap_ci(self.clip[hi], self.clip[lo], n_boot, seed)
+                out["orderings"].append({
+                    "higher": hi, "lower": lo, "metric": "clip_similarity",
+                    "separated_intervals": ordering_holds(a, b),
+                    "paired_difference": diff.to_dict(), "paired_holds": diff.low > 0,
+                })
+        return out
+
+
+def _chunks(n: int, size: int):
+    for c, start in enumerate(range(0, n, size)):
+        yield c, slice(start, min(n, start + size))
+
+
+def evaluate_generation(
+    runner,
+    eval_clip,
+    stories,
+    seed: int = 0,
+    batch_size: int = 32,
+    settings=SETTINGS,
+    baselines=BASELINE_SETTINGS,
+    probe: bool | None = None,
+    lpips: bool = False,
+    n_examples: int = 4,
+    progress: bool = True,
+) -> GenerationResults:
+    """Generate every story's last image under each setting (GILL) and each baseline setting (generator on
+    text), then score it against the true last image.
+
+    probe: score attributes with the world's probe (default: when every story knows its last shape).
+    """
+    if not stories:
+        raise ValueError("no stories to evaluate")
+    jobs = {f"gill/{s}": [build_context(st.captions, st.images, s) for st in stories] for s in settings}
+    jobs.update({f"sd/{s}": [baseline_prompt(st.captions, s) for st in stories] for s in baselines})
+    shapes = [s.shape for s in stories]
+    probe = all(x is not None for x in shapes) if probe is None else probe
+    return generate_and_score(
+        runner, eval_clip, jobs, np.stack([s.last_image for s in stories]), [s.id for s in stories],
+        shapes if probe else None, seed, batch_size, lpips, n_examples, progress, desc="vist generation",
+    )
+
+
+def generate_and_score(
+    runner, eval_clip, jobs: dict, refs, ids, shapes=None, seed: int = 0, batch_size: int = 32,
+    lpips: bool = False, n_examples: int = 4, progress: bool = True, desc: str = "generation",
+) -> GenerationResults:
+    """Run each job and score its images against ``refs``.
+
+    jobs: name -> one input per reference; names starting ``gill/`` hold interleaved contexts (GILL with
+    ``[IMG]`` forced), ``sd/`` hold prompts for the generator alone. shapes: per-reference `Shape` for the
+    probe (None entries are not probed), or None for no probe.
+    """
+    out = GenerationResults(story_ids=list(ids), clip={})
+    start = time.perf_counter()
+    bar = tqdm(total=sum(len(v) for v in jobs.values()), desc=desc, disable=not progress)
+    for name, inputs in jobs.items():
+        if len(inputs) != len(refs):
+            raise ValueError(f"job {name}: {len(inputs)} inputs for {len(refs)} references")
+        images = []
+        for c, sl in _chunks(len(inputs), batch_size):
+            if name.startswith("gill/"):
+                states = states_of(runner, inputs[sl])
+                images.append(np.asarray(runner.generate(states, seed + c)))
+            elif name.startswith("sd/"):
+                images.append(np.asarray(runner.generate_from_text(list(inputs[sl]), seed + c)))
+            else:
+                raise ValueError(f"job names start with gill/ or sd/, got {name!r}")
+            bar.update(len(inputs[sl]))
+        images = np.concatenate(images)
+        out.clip[name] = clip_similarity(eval_clip, images, refs)
+        if shapes is not None:
+            keep = [i for i, s in enumerate(shapes) if s is not None]
+            if keep:
+                out.attributes[name] = attribute_scores(images[keep], [shapes[i] for i in keep])
+        if lpips:
+            from .metrics import lpips_distance
+
+            out.lpips[name] = lpips_distance(images, refs)
+        out.examples[name] = images[:n_examples]
+    bar.close()
+    out.seconds = time.perf_counter() - start
+    return out
+
+
+@dataclass
+class RetrievalResults:
+    """Rank of the true last image for each (model, setting), over a pool of every image of the stories."""
+
+    story_ids: list[str]
+    ranks: dict[str, np.ndarray]  # name -> (N,) 0-based rank of the target after exclusions
+    pool_size: int
+    top: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N, 10) pool indices, best first
+    seconds: float = 0.0
+    duplicate_targets: int = 0  # stories whose last image has a pixel-identical twin elsewhere in the pool
+
+    def recall(self, ks=(1, 5, 10)) -> dict[str, dict[int, float]]:
+        return {name: {k: float(np.mean(r < k)) for k in ks} for name, r in self.ranks.items()}
+
+    def summary(self, ks=(1, 5, 10), n_boot: int = 1000, seed: int = 0) -> dict:
+        settings = {}
+        for name, r in self.ranks.items():
+            settings[name] = {
+                f"R@{k}": bootstrap_ci((r < k).astype(float), n_boot, seed).to_dict() for k in ks
+            }
+            settings[name]["paper_R@1"] = PAPER_RECALL_AT_1.get(name)
+        return {"n": len(self.story_ids), "pool_size": self.pool_size, "settings": settings,
+                "duplicate_targets": self.duplicate_targets}
+
+
+def retrieval_pool(stories):
+    """Every image of every story, and for each story the pool index of its last image and of its others."""
+    images = np.concatenate([s.images for s in stories])
+    offsets = np.cumsum([0] + [len(s.images) for s in stories])
+    targets = offsets[1:] - 1
+    excluded = [list(range(offsets[i], offsets[i + 1] - 1)) for i in range(len(stories))]
+    return images, targets, excluded
+
+
+def evaluate_retrieval(
+    runner,
+    image_encoder,
+    stories,
+    settings=("captions_images", "captions"),
+    ks=(1, 5, 10),
+    batch_size: int = 64,
+    progress: bool = True,
+) -> RetrievalResults:
+    """Rank every story image for each story's last frame; the story's own earlier images are excluded.
+
+    Models: GILL (its [IMG0] retrieval embedding) for each of ``settings``, and text-only CLIP (the image
+    encoder's text tower on the 5 captions joined, truncated by its tokenizer) as the baseline.
+    """
+    start = time.perf_counter()
+    pool, targets, excluded = retrieval_pool(stories)
+    ranks, top = {}, {}
+
+    def rank(name, queries, keys):
+        scores = np.asarray(queries, np.float64) @ np.asarray(keys, np.float64).T
+        ranks[name] = target_ranks(scores, targets, excluded)
+        masked = scores.copy()
+        for q, idx in enumerate(excluded):
+            masked[q, idx] = -np.inf
+        top[name] = np.argsort(-masked, axis=1, kind="stable")[:, : max(ks)]
+
+    keys = _batched(runner.index_images, pool, batch_size)
+    for setting in settings:
+        queries = []
+        for _, sl in tqdm(list(_chunks(len(stories), batch_size)), desc=f"retrieval {setting}", disable=not progress):
+            states = states_of(runner, [build_context(s.captions, s.images, setting) for s in stories[sl]])
+            queries.append(_np(runner.retrieval_queries(states)))
+        rank(f"gill/{setting}", np.concatenate(queries), keys)
+    text = [baseline_prompt(s.captions, "captions") for s in stories]
+    rank("clip_text/captions", _batched(image_encoder.embed_texts, text, batch_size),
+         _batched(image_encoder.embed_images, pool, batch_size))
+    return RetrievalResults([s.id for s in stories], ranks, len(pool), top, time.perf_counter() - start,
+                            duplicate_targets(pool, targets, excluded))
+
+
+def duplicate_targets(pool, targets, excluded) -> int:
+    """How many targets have a pixel-identical image elsewhere in the (non-excluded) pool: recall counts only
+    the target's own id, as the paper's does, so such twins cap R@1 below 1 for any model."""
+    groups: dict[bytes, list[int]] = {}
+    for i, image in enumerate(pool):
+        groups.setdefault(np.ascontiguousarray(image).tobytes(), []).append(i)
+    count = 0
+    for t, ex in zip(targets, excluded):
+        twins = set(groups[np.ascontiguousarray(pool[t]).tobytes()]) - {int(t)} - set(ex)
+        count += bool(twins)
+    return count
+
+
+def states_of(runner, contexts):
+    """The [IMG] states of several contexts: one batched call when the runner has ``img_states_batch``."""
+    if hasattr(runner, "img_states_batch"):
+        return runner.img_states_batch(list(contexts))
+    return [runner.img_states(c) for c in contexts]
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().float().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+def _batched(fn, items, batch_size: int) -> np.ndarray:
+    return np.concatenate([_np(fn(items[i : i + batch_size])) for i in range(0, len(items), batch_size)])
+
+
+def interval(d: dict) -> Interval:
+    """An `Interval` back from its dict (results.json)."""
+    return Interval(**d)
+
+
+def ceilings(stories) -> dict[str, dict[str, dict[str, float]]]:
+    """Each setting's information ceiling from the stories' ``known`` sets, two ways:
+
+    ``determined``: share of stories whose input fixes each attribute (and all four), as
+    `gill_lite.world.stories.information_ceiling`; ``best_expected``: the accuracy a perfect reasoner gets if
+    it guesses uniformly what the input leaves open (so a measured score can sit above ``determined``).
+    """
+    from gill_lite.world.attributes import ATTRIBUTES, VALUES
+
+    known = [s.known for s in stories if s.known]
+    if not known:
+        return {}
+    out = {}
+    for setting in SETTINGS:
+        sets = [set(k.get(setting, ())) for k in known]
+        det = {a: float(np.mean([a in s for s in sets])) for a in ATTRIBUTES}
+        det["all"] = float(np.mean([len(s) == len(ATTRIBUTES) for s in sets]))
+        best = {a: float(np.mean([1.0 if a in s else 1 / len(VALUES[a]) for s in sets])) for a in ATTRIBUTES}
+        best["all"] = float(np.mean([np.prod([1.0 if a in s else 1 / len(VALUES[a]) for a in ATTRIBUTES]) for s in sets]))
+        out[setting] = {"determined": det, "best_expected": best}
+    return out

@@ -1,0 +1,302 @@
+"""GILL at inference: interleaved images and text in; text, [IMG] states, generated or retrieved images out.
+
+Inputs are "contexts": a ``str``, an image (uint8 ``(H, W, 3)`` array), or a list mixing both. Each image
+becomes its visual-prefix tokens; each text segment becomes ``BOS text`` (as GILL's inference, which tokenizes
+every text with OPT's tokenizer, BOS included, and as the training sequences ``[prefix] BOS caption``).
+
+Decoding is greedy with a KV cache. ``[IMG1..7]`` can never be sampled; once ``[IMG0]`` is produced, the other
+seven are appended (fed one by one through the cache, which computes exactly what appending them at once does).
+The building blocks the decision, evaluation and dialogue code use:
+
+- `caption_image`, `generate_text` (greedy decoding, `DecodeResult`);
+- `emits_img` / `img_emission` (is [IMG0] the greedy next token after a text);
+- `img_states` / `img_states_batch` (the 8 [IMG] hidden states after a context, [IMG0..7] forced at the end);
+- `generate_images` (states -> mapper -> generator), `RetrievalIndex` + `retrieve`, `decide`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .model.decision import CLASSES
+
+
+class ImgStates(NamedTuple):
+    """The LM's last-layer hidden states at ``[IMG0..7]`` ``(N, 8, lm_dim)`` and those tokens' input embeddings
+    ``(8, lm_dim)`` (the mapper's two inputs)."""
+
+    states: torch.Tensor
+    embeds: torch.Tensor
+
+
+@dataclass
+class DecodeResult:
+    """One greedy continuation: token ids, text (special tokens dropped) and the [IMG] states it produced
+    (one ``(8, lm_dim)`` tensor per completed ``[IMG0..7]`` run)."""
+
+    ids: list[int]
+    text: str
+    img_states: list[torch.Tensor] = field(default_factory=list)
+
+
+def _is_image(x) -> bool:
+    return isinstance(x, np.ndarray) or (hasattr(x, "size") and hasattr(x, "mode"))  # numpy or PIL
+
+
+def encode_images(model, images) -> torch.Tensor:
+    """Pooled image-encoder vectors ``(N, image_hidden)`` of uint8 images, with the model's frozen encoder."""
+    if getattr(model, "parts", None) is None:
+        raise ValueError("this GillModel has no frozen parts attached (build it with GillModel.build)")
+    images = np.stack([np.asarray(im, dtype=np.uint8) for im in images])
+    with torch.no_grad():
+        return model.parts.image_encoder.encode(images).float().to(model.device)
+
+
+def context_embeds(model, context) -> torch.Tensor:
+    """Input embeddings ``(T, lm_dim)`` of a context (str, image, or a list of both; see module docstring)."""
+    items = [context] if isinstance(context, str) or _is_image(context) else list(context)
+    if not items:
+        raise ValueError("empty context")
+    images = [x for x in items if _is_image(x)]
+    feats = iter(model.prefix(encode_images(model, images))) if images else iter(())
+    parts = []
+    for x in items:
+        if _is_image(x):
+            parts.append(next(feats))
+        elif isinstance(x, str):
+            ids = torch.tensor([model.bos_id] + model.tokenize(x), device=model.device)
+            parts.append(model.embed_tokens(ids))
+        else:
+            raise TypeError(f"a context holds str or uint8 images, not {type(x).__name__}")
+    dtype = model.lm.get_input_embeddings().weight.dtype
+    return torch.cat([p.to(dtype) for p in parts])
+
+
+@torch.no_grad()
+def greedy_decode(model, prompt_embeds: torch.Tensor, max_new_tokens: int = 32, stop_ids=(),
+                  stop_at_img: bool = False, use_cache: bool = True) -> list[DecodeResult]:
+    """Greedy continuations of a batch of equal-length prompts ``(B, T, lm_dim)``.
+
+    A row stops at a token in ``stop_ids`` (kept in ``ids``), or after its ``[IMG7]`` with ``stop_at_img``, or
+    after ``max_new_tokens``. ``use_cache=False`` recomputes the whole sequence at every step (for testing).
+    """
+    model.eval()
+    img0, rest = model.img_ids[0], list(model.img_ids[1:])
+    banned = torch.tensor(rest, device=model.device)
+    n = prompt_embeds.shape[0]
+    ids = [[] for _ in range(n)]
+    states = [[] for _ in range(n)]
+    current = [[] for _ in range(n)]
+    forced = [[] for _ in range(n)]
+    done = [False] * n
+    embeds = prompt_embeds
+    _, logits, cache = model.lm_forward(embeds, use_cache=use_cache)
+    stop_ids = set(int(s) for s in stop_ids)
+    for _ in range(max_new_tokens):
+        scores = logits[:, -1].float()
+        scores[:, banned] = float("-inf")  # [IMG1..7] are never sampled
+        choice = scores.argmax(-1).tolist()
+        step = []
+        for b in range(n):
+            tok = forced[b].pop(0) if forced[b] else choice[b]
+            if tok == img0 and not done[b]:
+                forced[b] = list(rest)
+            step.append(tok if not done[b] else model.pad_id)
+        new = model.embed_tokens(torch.tensor(step, device=model.device)[:, None])
+        if use_cache:
+            hidden, logits, cache = model.lm_forward(new, cache=cache, use_cache=True)
+        else:
+            embeds = torch.cat([embeds, new.to(embeds.dtype)], 1)
+            hidden, logits, _ = model.lm_forward(embeds)
+            hidden, logits = hidden[:, -1:], logits[:, -1:]
+        for b, tok in enumerate(step):
+            if done[b]:
+                continue
+            ids[b].append(tok)
+            if tok in model.img_ids:
+                current[b].append(hidden[b, -1])
+                if len(current[b]) == len(model.img_ids):
+                    states[b].append(torch.stack(current[b]))
+                    current[b] = []
+                    done[b] = stop_at_img
+            if tok in stop_ids and not forced[b]:
+                done[b] = True
+        if all(done):
+            break
+    tok = model.tokenizer
+    return [DecodeResult(i, tok.decode(i, skip_special_tokens=True).strip(), s) for i, s in zip(ids, states)]
+
+
+def generate_text(model, context, max_new_tokens: int = 32, stop_ids=None, stop_at_img: bool = False) -> DecodeResult:
+    """Greedy continuation of an interleaved context (stops at EOS by default)."""
+    stop = [model.tokenizer.eos_token_id] if stop_ids is None else stop_ids
+    embeds = context_embeds(model, context).unsqueeze(0)
+    return greedy_decode(model, embeds, max_new_tokens, [s for s in stop if s is not None], stop_at_img)[0]
+
+
+def _first_sentence(text: str) -> str:
+    cut = text.find(".")
+    return text[: cut + 1] if cut >= 0 else text
+
+
+@torch.no_grad()
+def caption_images(model, images, max_new_tokens: int = 24) -> list[str]:
+    """Greedy captions ``[prefix(image)] BOS ...`` of a batch of uint8 images; the first sentence of each."""
+    prefix = model.prefix(encode_images(model, images))
+    bos = model.embed_tokens(torch.full((len(prefix), 1), model.bos_id, device=model.device))
+    embeds = torch.cat([prefix.to(bos.dtype), bos], 1)
+    stop = [t for t in (model.tokenizer.eos_token_id, *model.tokenize(".")) if t is not None][:2]
+    results = greedy_decode(model, embeds, max_new_tokens, stop_ids=stop)
+    return [_first_sentence(r.text) for r in results]
+
+
+def caption_image(model, image, max_new_tokens: int = 24) -> str:
+    """The greedy caption of one uint8 image."""
+    return caption_images(model, [image], max_new_tokens)[0]
+
+
+def _padded_contexts(model, contexts, suffix_ids=()):
+    """Right-padded embeddings of several contexts (+ optional suffix tokens), mask, and last positions."""
+    rows = []
+    for c in contexts:
+        e = context_embeds(model, c)
+        if suffix_ids:
+            e = torch.cat([e, model.embed_tokens(torch.tensor(list(suffix_ids), device=model.device)).to(e.dtype)])
+        rows.append(e)
+    lengths = torch.tensor([len(r) for r in rows], device=model.device)
+    embeds = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
+    mask = (torch.arange(embeds.shape[1], device=model.device)[None] < lengths[:, None]).long()
+    return embeds, mask, lengths
+
+
+@torch.no_grad()
+def img_emission(model, texts, batch_size: int = 64) -> list[bool]:
+    """For each context, whether ``[IMG0]`` is the greedy next token after it ([IMG1..7] excluded)."""
+    model.eval()
+    out = []
+    banned = list(model.img_ids[1:])
+    for i in range(0, len(texts), batch_size):
+        embeds, mask, lengths = _padded_contexts(model, texts[i : i + batch_size])
+        _, logits, _ = model.lm_forward(embeds, attention_mask=mask)
+        last = logits[torch.arange(len(lengths)), lengths - 1].float()
+        last[:, banned] = float("-inf")
+        out += (last.argmax(-1) == model.img_ids[0]).tolist()
+    return out
+
+
+def emits_img(model, text) -> bool:
+    """Whether ``[IMG0]`` is the greedy next token after ``text`` (a str or an interleaved context)."""
+    return img_emission(model, [text])[0]
+
+
+@torch.no_grad()
+def img_states_batch(model, contexts, batch_size: int = 64) -> ImgStates:
+    """The 8 [IMG] states after each context with ``[IMG0..7]`` appended: ``ImgStates((N, 8, d), (8, d))``."""
+    model.eval()
+    n_img = len(model.img_ids)
+    out = []
+    for i in range(0, len(contexts), batch_size):
+        embeds, mask, lengths = _padded_contexts(model, contexts[i : i + batch_size], model.img_ids)
+        hidden, _, _ = model.lm_forward(embeds, attention_mask=mask)
+        pos = lengths[:, None] - n_img + torch.arange(n_img, device=model.device)[None]
+        out.append(hidden.gather(1, pos.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])).float())
+    return ImgStates(torch.cat(out), model.img_embeds().detach().float())
+
+
+def img_states(model, context) -> ImgStates:
+    """The 8 [IMG] states after one context (str, image, or a list of both): ``ImgStates((1, 8, d), (8, d))``."""
+    return img_states_batch(model, [context])
+
+
+def _states(states) -> torch.Tensor:
+    s = states.states if isinstance(states, ImgStates) else states
+    return s.unsqueeze(0) if s.dim() == 2 else s
+
+
+@torch.no_grad()
+def prompt_embeds(model, states) -> torch.Tensor:
+    """The mapper's output for [IMG] states: the generator's ``prompt_embeds`` ``(N, max_length, text_width)``."""
+    model.eval()
+    return model.map_states(_states(states).to(model.device))
+
+
+def generate_images(model, generator, states, seed: int = 0, **kwargs) -> np.ndarray:
+    """Images from [IMG] states through the mapper and ``generator.generate(prompt_embeds, seed)``: uint8 NHWC."""
+    return generator.generate(prompt_embeds(model, states), seed=seed, **kwargs)
+
+
+@dataclass
+class RetrievalIndex:
+    """Retrieval-head embeddings ``(N, retrieval_dim)`` of a set of images, with their ids."""
+
+    ids: list[str]
+    embeddings: torch.Tensor
+
+    @classmethod
+    @torch.no_grad()
+    def from_features(cls, model, pooled: torch.Tensor, ids) -> "RetrievalIndex":
+        """From pooled image-encoder vectors ``(N, image_hidden)``."""
+        model.eval()
+        emb = model.retrieval.embed_image(torch.as_tensor(pooled).float().to(model.device)).cpu()
+        if len(ids) != len(emb):
+            raise ValueError(f"{len(ids)} ids for {len(emb)} images")
+        return cls(list(ids), emb)
+
+    @classmethod
+    def build(cls, model, images, ids, batch_size: int = 256) -> "RetrievalIndex":
+        """From uint8 images ``(N, H, W, 3)``, encoded with the model's frozen image encoder."""
+        feats = torch.cat([encode_images(model, images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+        return cls.from_features(model, feats, ids)
+
+    def save(self, path) -> Path:
+        from .io import atomic_save_file
+
+        path = Path(path)
+        atomic_save_file({"embeddings": self.embeddings.float()}, path, metadata={"ids": json.dumps(self.ids)})
+        return path
+
+    @classmethod
+    def load(cls, path) -> "RetrievalIndex":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return cls(json.loads(f.metadata()["ids"]), f.get_tensor("embeddings"))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@torch.no_grad()
+def text_embeddings(model, states) -> torch.Tensor:
+    """The retrieval head's embedding of the [IMG0] state(s): ``(N, retrieval_dim)``, unit norm."""
+    model.eval()
+    return model.retrieval.embed_text(_states(states)[:, 0].to(model.device)).cpu()
+
+
+def retrieve(model, index: RetrievalIndex, states, k: int = 5, exclude=None) -> list[list[tuple[str, float]]]:
+    """Top-``k`` (id, cosine score) of ``index`` for each query's [IMG0] state. ``exclude``: per query, ids to skip
+    (e.g. the images already in a story)."""
+    scores = text_embeddings(model, states) @ index.embeddings.t()
+    if exclude is not None:
+        pos = {i: j for j, i in enumerate(index.ids)}
+        for q, ids in enumerate(exclude):
+            for i in ids:
+                if i in pos:
+                    scores[q, pos[i]] = float("-inf")
+    top = scores.topk(min(k, len(index)), dim=1)
+    return [[(index.ids[j], float(s)) for s, j in zip(row_s, row_i)] for row_s, row_i in
+            zip(top.values.tolist(), top.indices.tolist())]
+
+
+@torch.no_grad()
+def decide(model, states) -> dict[str, float] | list[dict[str, float]]:
+    """The decision head on the [IMG0] state: ``{"generate": p, "retrieve": q}`` (a list for several queries)."""
+    model.eval()
+    probs = model.decision(_states(states)[:, 0].to(model.device)).softmax(-1).cpu().tolist()
+    out = [dict(zip(CLASSES, p)) for p in probs]
+    return out[0] if len(out) == 1 else out

@@ -1,0 +1,117 @@
+"""Figures shared by the notebooks and the report. Each function returns a matplotlib Figure (no global state)."""
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+
+
+def _figure(**kwargs):
+    from matplotlib.figure import Figure  # a bare Figure: no pyplot state, safe in tests and scripts
+
+    return Figure(**kwargs)
+
+
+def image_grid(images, titles=None, ncols: int = 8, size: float = 1.5, title_width: int = 22, suptitle: str | None = None):
+    """A grid of uint8 ``(H, W, 3)`` images, each with an optional (wrapped) title."""
+    images = list(images)
+    if not images:
+        raise ValueError("image_grid needs at least one image")
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"{len(images)} images but {len(titles)} titles")
+    ncols = min(ncols, len(images))
+    nrows = -(-len(images) // ncols)
+    fig = _figure(figsize=(ncols * size, nrows * (size + (0.5 if titles else 0.0))), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for i, ax in enumerate(axes):
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(np.asarray(images[i]), interpolation="nearest")
+            if titles is not None:
+                ax.set_title(textwrap.fill(str(titles[i]), title_width), fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def story_strip(images, captions, title: str | None = None, size: float = 2.0):
+    """A story's frames side by side, each captioned (five frames for ShapeStories / VIST)."""
+    return image_grid(images, captions, ncols=len(images), size=size, title_width=24, suptitle=title)
+
+
+def attribute_histograms(shapes_by_group: dict, title: str | None = None):
+    """Bar charts of how often each attribute value occurs, one bar colour per group (e.g. corpus split).
+
+    ``shapes_by_group`` maps a group name to a list of `Shape`s.
+    """
+    from gill_lite.world.attributes import ATTRIBUTES, VALUES
+
+    fig = _figure(figsize=(14, 2.8), layout="constrained")
+    axes = fig.subplots(1, len(ATTRIBUTES))
+    width = 0.8 / max(1, len(shapes_by_group))
+    for ax, attr in zip(axes, ATTRIBUTES):
+        values = VALUES[attr]
+        for g, (group, shapes) in enumerate(shapes_by_group.items()):
+            n = max(1, len(shapes))
+            share = [sum(getattr(s, attr) == v for s in shapes) / n for v in values]
+            ax.bar(np.arange(len(values)) + g * width, share, width, label=group)
+        ax.set_xticks(np.arange(len(values)) + 0.4 - width / 2, values, rotation=60, fontsize=7)
+        ax.set_title(attr)
+        ax.set_ylabel("share")
+    axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------- decision (05)
+def confusion_plot(matrix, labels, title: str = "confusion matrix", xlabel: str = "predicted", ylabel: str = "true"):
+    """A confusion matrix (rows = truth, columns = prediction) with the counts written in the cells."""
+    m = np.asarray(matrix)
+    fig = _figure(figsize=(3.2, 2.8), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def decision_training_plot(history: dict, ceiling: float | None = None, paper_ceiling: float | None = 0.851):
+    """Macro F1 of the decision head over training (train and validation), with the judges' ceiling."""
+    fig = _figure(figsize=(5, 3), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(history["step"], history["train_f1"], label="train F1")
+    if history.get("val_f1"):
+        ax.plot(history["step"], history["val_f1"], label="validation F1")
+    if ceiling is not None:
+        ax.axhline(ceiling, color="r", linestyle="--", label=f"judges' ceiling ({ceiling:.3f})")
+    if paper_ceiling is not None:
+        ax.axhline(paper_ceiling, color="grey", linestyle=":", label=f"paper's annotators ({paper_ceiling})")
+    ax.set_xlabel("step")
+    ax.set_ylabel("macro F1")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def label_counts_plot(counts: dict, paper: dict | None = None, title: str = "labels after the confidence rule"):
+    """Bars of how many prompts got each label (and were dropped), beside the paper's counts if given."""
+    keys = list(counts)
+    fig = _figure(figsize=(4, 2.8), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(keys))
+    width = 0.4 if paper else 0.8
+    ax.bar(x - (width / 2 if paper else 0), [counts[k] for k in keys], width, label="here")
+    if paper:
+        ax.bar(x + width / 2, [paper.get(k, 0) for k in keys], width, label="paper")
+        ax.legend(fontsize=7)
+    ax.set_xticks(x, keys)
+    ax.set_ylabel("prompts")
+    ax.set_title(title, fontsize=9)
+    return fig

@@ -1,0 +1,249 @@
+"""``runs/<profile>/REPORT.md`` (and the README's results section at ``tiny``), made from results.json only.
+
+Every stage recorded in results.json gets a table of its figures (nested dicts flattened to dotted keys).
+Where the paper published a number for a figure, it stands in a ``paper`` column beside ours: either from
+`PAPER_NUMBERS` (matched by stage and dotted key; a stage named ``06_vist_generation`` matches
+``vist_generation``) or from the figure itself (``{"value": 0.61, "paper": 0.641}``). Stages the paper has
+no numbers for are listed all the same, so the report works with whatever stages have recorded.
+"""
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gill_lite.config import REPO_ROOT
+from gill_lite.io import atomic_write_text
+from gill_lite.results import load_results, results_path
+
+README_START = "<!-- results:start -->"
+README_END = "<!-- results:end -->"
+
+# The paper's numbers (gill_spec.md), by stage and figure key. Fractions, not percent (R@1 8.8% -> 0.088).
+PAPER_NUMBERS: dict[str, dict] = {
+    "vist_generation": {
+        "title": "VIST contextual generation: CLIP similarity between generated and true last image",
+        "figures": {
+            "clip_similarity.sd_1_caption": (0.592, "Stable Diffusion, last caption"),
+            "clip_similarity.sd_5_captions": (0.598, "Stable Diffusion, 5 captions"),
+            "clip_similarity.gill_1_caption": (0.581, "GILL, last caption"),
+            "clip_similarity.gill_5_captions": (0.612, "GILL, 5 captions"),
+            "clip_similarity.gill_5_captions_4_images": (0.641, "GILL, 5 captions + 4 images"),
+        },
+    },
+    "vist_retrieval": {
+        "title": "VIST contextual retrieval of the last image (recall, fraction)",
+        "figures": {
+            "recall_at_1.clip_text": (0.088, "R@1, text-only CLIP (5 captions)"),
+            "recall_at_1.fromage": (0.182, "R@1, FROMAGe (5 captions + 4 images)"),
+            "recall_at_1.gill": (0.203, "R@1, GILL (5 captions + 4 images)"),
+        },
+    },
+    "decision": {
+        "title": "Generate-or-retrieve decision set and classifier",
+        "figures": {
+            "n_prompts": (1632, "prompts judged (PartiPrompts)"),
+            "n_confident": (911, "confident examples after the 5-vote rule"),
+            "n_gen": (592, "confident 'generate' labels"),
+            "n_ret": (319, "confident 'retrieve' labels"),
+            "annotator_f1": (0.851, "annotator agreement F1 (human ceiling)"),
+        },
+    },
+    "model": {
+        "title": "GILL's trainable parts",
+        "figures": {"trainable_parameters": (50_000_000, "trainable parameters (about 50M)")},
+    },
+}
+
+
+def _paper_entry(stage: str) -> dict | None:
+    if stage in PAPER_NUMBERS:
+        return PAPER_NUMBERS[stage]
+    m = re.match(r"^\d+_(.+)$", stage)  # "06_vist_generation" -> "vist_generation"
+    return PAPER_NUMBERS.get(m.group(1)) if m else None
+
+
+def flatten(figures: dict, prefix: str = "") -> dict:
+    """Nested dicts -> ``{"a.b": leaf}``; a dict with a ``"value"`` key is a leaf (one figure with extras)."""
+    out = {}
+    for key, value in figures.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and "value" not in value and value:
+            out.update(flatten(value, name))
+        else:
+            out[name] = value
+    return out
+
+
+def format_value(value) -> str:
+    """A short, table-safe rendering of one JSON value."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    if isinstance(value, float):
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3g}"
+        return f"{value:.4g}" if abs(value) >= 100 else f"{value:.3f}"
+    if isinstance(value, list):
+        if len(value) <= 4 and all(isinstance(v, (int, float, str)) or v is None for v in value):
+            return "[" + ", ".join(format_value(v) for v in value) + "]"
+        return f"list of {len(value)}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {format_value(v)}" for k, v in value.items()) or "{}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _stage_table(stage: str, figures: dict) -> list[str]:
+    paper = _paper_entry(stage) or {"figures": {}}
+    flat = flatten(figures)
+    rows = []  # (key, label, ours, paper, notes)
+    for key, value in flat.items():
+        ref = paper["figures"].get(key)
+        label = ref[1] if ref else ""
+        paper_value = ref[0] if ref else None
+        notes = ""
+        if isinstance(value, dict):  # {"value": ..., "paper": ..., anything else -> notes}
+            extras = {k: v for k, v in value.items() if k not in ("value", "paper", "label")}
+            paper_value = value.get("paper", paper_value)
+            label = value.get("label", label)
+            notes = format_value(extras) if extras else ""
+            value = value["value"]
+        rows.append((key, label, format_value(value), "" if paper_value is None else format_value(paper_value), notes))
+    for key, (paper_value, label) in paper["figures"].items():
+        if key not in flat:  # the paper has it, this run did not measure it (yet)
+            rows.append((key, label, "not measured", format_value(paper_value), ""))
+    has_paper = any(r[3] for r in rows)
+    has_notes = any(r[4] for r in rows)
+    header = ["figure", "this run"] + (["paper"] if has_paper else []) + (["notes"] if has_notes else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for key, label, ours, paper_value, notes in rows:
+        name = f"`{key}`" + (f" ({label})" if label else "")
+        cells = [name, ours] + ([paper_value] if has_paper else []) + ([notes] if has_notes else [])
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _ordered_notebooks(timings: dict) -> list[str]:
+    from gill_lite.pipeline import NOTEBOOKS
+
+    known = [n for n in NOTEBOOKS if n in timings]
+    return known + sorted(n for n in timings if n not in NOTEBOOKS)
+
+
+def _image_path(stored: str) -> Path:
+    path = Path(stored)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def render_report(results: dict, base_dir: Path, heading: int = 2, machine: bool = True) -> str:
+    """Markdown for ``results`` with image links relative to ``base_dir`` (where the markdown file lives)."""
+    h = "#" * heading
+    lines: list[str] = []
+    timings = results.get("timings", {})
+    if machine:
+        m = results["machine"]
+        total = sum(timings.values())
+        lines += [f"{h} Run", "", "| | |", "|---|---|",
+                  f"| profile | `{results['profile']}` |",
+                  f"| machine | {m.get('platform')} |",
+                  f"| CPUs | {m.get('cpu_count')} |",
+                  f"| GPU | {m.get('gpu') or 'none'} |",
+                  f"| torch | {m.get('torch') or 'not installed'} |",
+                  f"| Python | {m.get('python', '?')} |",
+                  f"| total notebook time | {format_seconds(total) if timings else 'no notebook timed yet'} |", ""]
+        if timings:
+            lines += [f"{h}# Time per notebook", "", "| notebook | wall time |", "|---|---|"]
+            lines += [f"| {n} | {format_seconds(timings[n])} |" for n in _ordered_notebooks(timings)]
+            lines += [f"| **total** | **{format_seconds(total)}** |", ""]
+    stages = results.get("stages", {})
+    if not stages:
+        lines += [f"{h} Results", "", "No stage has recorded figures yet.", ""]
+    for stage, entry in stages.items():
+        paper = _paper_entry(stage)
+        lines += [f"{h} {stage}", ""]
+        if paper:
+            lines += [f"{paper['title']}; the `paper` column is Koh et al. 2023.", ""]
+        lines += _stage_table(stage, entry["figures"]) + ["", f"_updated {entry['updated']}_", ""]
+    missing = [s for s in PAPER_NUMBERS if not any(_paper_entry(k) is PAPER_NUMBERS[s] for k in stages)]
+    if missing and machine:
+        lines += [f"{h} Paper figures this run has not measured yet", ""]
+        for stage in missing:
+            lines += [f"- **{stage}** ({PAPER_NUMBERS[stage]['title']}): " + "; ".join(
+                f"{label} {format_value(v)}" for v, label in PAPER_NUMBERS[stage]["figures"].values())]
+        lines.append("")
+    images = results.get("images", {})
+    if images:
+        lines += [f"{h} Figures", ""]
+        for name, image in images.items():
+            path = _image_path(image["path"])
+            rel = Path(os.path.relpath(path, base_dir)).as_posix()
+            where = f" ({image['stage']})" if image.get("stage") else ""
+            if path.exists():
+                lines += [f"**{name}**{where}", "", f"![{name}]({rel})", ""]
+            else:
+                lines += [f"**{name}**{where}: file missing ({rel})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def update_readme_results(readme_path, markdown: str) -> None:
+    """Replace the text between ``<!-- results:start -->`` and ``<!-- results:end -->`` in ``readme_path``."""
+    readme_path = Path(readme_path)
+    text = readme_path.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < 0 or end < start or text.count(README_START) != 1 or text.count(README_END) != 1:
+        raise ValueError(
+            f"{readme_path} needs exactly one '{README_START}' followed by one '{README_END}' line "
+            "around its results section; add them where the results should go"
+        )
+    new = text[: start + len(README_START)] + "\n" + markdown.strip("\n") + "\n" + text[end:]
+    atomic_write_text(readme_path, new)
+
+
+def _default_tiny(profile) -> bool:
+    return profile.name == "tiny" and Path(profile.run_dir).resolve() == (REPO_ROOT / "runs" / "tiny").resolve()
+
+
+def write_report(profile, update_readme: bool | None = None, readme_path=None) -> Path:
+    """Write ``runs/<profile>/REPORT.md`` from results.json; at ``tiny`` also the README's results section.
+
+    ``update_readme=None`` means: only for the real tiny run (not when ``GILL_RUNS_DIR`` moved it) and only
+    when the README exists. Returns the report's path.
+    """
+    if isinstance(profile, str):
+        from gill_lite.config import get_profile
+
+        profile = get_profile(profile)
+    results = load_results(profile, missing_ok=False)
+    report = Path(profile.run_dir) / "REPORT.md"
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    head = (f"# gill-lite report: profile `{profile.name}`\n\n"
+            f"Made from `{results_path(profile).name}` by `gill-lite report --profile {profile.name}` "
+            f"({stamp}). Results file created {results['created']}.\n\n")
+    atomic_write_text(report, head + render_report(results, report.parent))
+    readme_path = Path(readme_path) if readme_path else REPO_ROOT / "README.md"
+    if update_readme is None:
+        update_readme = _default_tiny(profile) and readme_path.exists()
+    if update_readme:
+        body = render_report(results, readme_path.parent, heading=3, machine=False)
+        total = sum(results["timings"].values())
+        m = results["machine"]
+        body = (f"_Profile `{profile.name}`, {format_seconds(total)} of notebooks on {m.get('cpu_count')} CPUs "
+                f"({m.get('platform')}, torch {m.get('torch')}); full report in `runs/{profile.name}/REPORT.md`._\n\n"
+                + body)
+        update_readme_results(readme_path, body)
+    return report

@@ -1,0 +1,86 @@
+"""Captioned training data: the ShapeStories corpus or a CC3M-format TSV, behind one small class."""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class CaptionSet:
+    """``ids``/``captions`` in a fixed order and ``load_images(indices) -> uint8 (n, H, W, 3)``.
+
+    ``name`` identifies the data in cache file names (it changes when the data would change).
+    """
+
+    name: str
+    ids: list[str]
+    captions: list[str]
+    load_images: Callable[[Sequence[int]], np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __post_init__(self):
+        if len(self.ids) != len(self.captions):
+            raise ValueError(f"{len(self.ids)} ids but {len(self.captions)} captions")
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def world_caption_set(profile, split: str = "train") -> CaptionSet:
+    """A split of the ShapeStories corpus (`gill_lite.world.corpus`), rendered on demand."""
+    import dataclasses
+
+    from ..world.corpus import make_split, render_images, split_sizes
+
+    w = profile.world
+    examples = make_split(split, split_sizes(w)[split], w.seed, w.heldout_fraction, w.image_size)
+    return CaptionSet(
+        name=f"world-{split}-{_digest(dataclasses.asdict(w))}",
+        ids=[e.id for e in examples],
+        captions=[e.caption for e in examples],
+        load_images=lambda idx: render_images([examples[i] for i in idx], w.image_size),
+    )
+
+
+def _center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize the shorter side to ``size`` and take the central square (CLIP's preprocessing geometry)."""
+    from PIL import Image
+
+    im = Image.fromarray(image)
+    scale = size / min(im.size)
+    im = im.resize((max(size, round(im.width * scale)), max(size, round(im.height * scale))), Image.BICUBIC)
+    left, top = (im.width - size) // 2, (im.height - size) // 2
+    return np.asarray(im.crop((left, top, left + size, top + size)))
+
+
+def cc3m_caption_set(profile) -> CaptionSet:
+    """The CC3M-format TSV named by ``profile.data`` (header ``caption<TAB>image``), images loaded lazily,
+    resized and centre-cropped to the image encoder's input size. Bad lines are skipped (and counted)."""
+    from ..data.formats import load_cc3m, load_image
+
+    if not profile.data.cc3m_tsv:
+        raise ValueError(f"profile {profile.name!r} names no CC3M TSV (profile.data.cc3m_tsv)")
+    tsv = profile.resolve(profile.data.cc3m_tsv)
+    images = profile.resolve(profile.data.cc3m_images) if profile.data.cc3m_images else None
+    rows, skipped = load_cc3m(tsv, images, skip_bad=True, load_images=False)
+    if skipped:
+        print(f"CC3M: skipped {len(skipped)} bad lines of {tsv} (first: {skipped[0]})")
+    size = profile.image_encoder.image_size
+    return CaptionSet(
+        name=f"cc3m-{_digest([tsv, len(rows)])}",
+        ids=[r.image_path.name for r in rows],
+        captions=[r.caption for r in rows],
+        load_images=lambda idx: np.stack([_center_crop(load_image(rows[i].image_path), size) for i in idx]),
+    )
+
+
+def training_set(profile) -> CaptionSet:
+    """What GILL trains on: the corpus train split (ShapeStories profiles) or CC3M (``paper``)."""
+    return world_caption_set(profile, "train") if profile.uses_world else cc3m_caption_set(profile)

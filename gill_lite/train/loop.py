@@ -1,0 +1,294 @@
+"""GILL's training loop (one for every stage) and `train_stage`, which finds finished stages instead of retraining.
+
+Stages (each trains its own parts with its one loss, starting from the previous stage's finished checkpoint so
+that the last stage holds the whole model; parts of earlier stages stay fixed):
+
+=============  ================================  =================  ==========================
+stage          trains                            loss               starts from
+=============  ================================  =================  ==========================
+captioning     visual prefix                     captioning CE      fresh parts
+img_tokens     [IMG] rows                        [IMG] prediction   captioning
+generation     GillMapper                        generation (L2)    img_tokens
+retrieval      retrieval heads + logit scale     InfoNCE            generation
+joint          all of the above                  the four, summed   fresh parts (the paper's recipe)
+=============  ================================  =================  ==========================
+
+Optimiser: AdamW(lr, betas (0.9, 0.95), weight decay 0.01) on the trainable parameters only. The frozen
+embedding rows are not parameters of the optimiser at all (see `gill_lite.model.img_tokens`), so decoupled
+weight decay cannot shrink them (the published code's quirk); the [IMG] rows and the logit scale get no decay
+(the rows are rescaled to a fixed norm after each step anyway; CLIP does not decay its temperature). Schedule:
+linear warm-up over ``warmup_steps``, then x``decay_factor`` every ``decay_every`` steps after the warm-up
+(GradualWarmupScheduler + StepLR, as published). Gradient clipping at ``grad_clip``.
+
+Accelerate provides the device, the process group, bf16 autocast and gradient reduction: one process on CPU,
+``accelerate launch`` for several GPUs (each process takes its slice of every global batch; gradients of the
+trainable parameters are averaged across processes; the contrastive loss all-gathers its embeddings).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import resource
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from ..model import GillModel
+from ..model.gill import CONFIG_FILE
+from .caches import image_features, text_targets
+from .checkpoints import list_checkpoints, load_checkpoint, read_state, save_checkpoint
+from .data import training_set
+from .steps import STAGE_LOSSES, compute_losses
+
+STAGES = ("captioning", "img_tokens", "generation", "retrieval", "joint")
+PREVIOUS = {"captioning": None, "img_tokens": "captioning", "generation": "img_tokens", "retrieval": "generation",
+            "joint": None}
+STAGE_PARTS = {
+    "captioning": ("prefix",),
+    "img_tokens": ("img_tokens",),
+    "generation": ("mapper",),
+    "retrieval": ("retrieval",),
+    "joint": ("prefix", "img_tokens", "mapper", "retrieval"),
+}
+LOG_FILE = "log.jsonl"
+
+
+def stage_dir(profile, stage: str) -> Path:
+    return profile.run_dir / "gill" / stage
+
+
+def steps_for(train_cfg, stage: str) -> int:
+    """``train_cfg.stage_steps`` (pairs stage -> steps) overrides ``train_cfg.steps`` per stage."""
+    return int(dict(train_cfg.stage_steps).get(stage, train_cfg.steps))
+
+
+def lr_factor(step: int, train_cfg) -> float:
+    """Linear warm-up to 1 over ``warmup_steps``, then x``decay_factor`` every ``decay_every`` steps."""
+    c = train_cfg
+    if step < c.warmup_steps:
+        return (step + 1) / c.warmup_steps
+    return c.decay_factor ** ((step - c.warmup_steps) // c.decay_every)
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
+    """The rows of global batch ``step``: consecutive slices of one seeded permutation per epoch."""
+    positions = torch.arange(step * batch_size, (step + 1) * batch_size)
+    epochs, offsets = positions // n, positions % n
+    out = torch.empty_like(positions)
+    for e in epochs.unique().tolist():
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + e))
+        sel = epochs == e
+        out[sel] = perm[offsets[sel]]
+    return out
+
+
+def trainable_parameters(model: GillModel, stage: str) -> dict[str, torch.nn.Parameter]:
+    """Set ``requires_grad`` for ``stage``'s parts only; returns them by name."""
+    modules = model.trainable_modules()
+    named = {}
+    for name, module in modules.items():
+        train = name in STAGE_PARTS[stage]
+        for pname, p in module.named_parameters():
+            p.requires_grad_(train)
+            if train:
+                named[f"{name}.{pname}"] = p
+    return named
+
+
+def make_optimizer(named: dict, train_cfg) -> torch.optim.AdamW:
+    """AdamW with two groups: decay on the layers' weights and biases, none on the [IMG] rows and logit scale."""
+    no_decay = [p for n, p in named.items() if n.startswith("img_tokens.") or n.endswith("logit_scale")]
+    decay = [p for n, p in named.items() if not (n.startswith("img_tokens.") or n.endswith("logit_scale"))]
+    groups = [g for g in ({"params": decay, "weight_decay": train_cfg.weight_decay},
+                          {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+    return torch.optim.AdamW(groups, lr=train_cfg.lr, betas=tuple(train_cfg.betas), weight_decay=train_cfg.weight_decay)
+
+
+def fingerprint(profile, stage: str, frozen_names: dict, previous: str | None = None) -> str:
+    """What a finished stage depends on: the recipe, the data, the frozen parts and the previous stage."""
+    data = dataclasses.asdict(profile.world) if profile.uses_world else dataclasses.asdict(profile.data)
+    blob = {"stage": stage, "train": dataclasses.asdict(profile.train), "data": data, "frozen": frozen_names,
+            "previous": previous}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _accelerator(mixed_precision: str):
+    """One Accelerator per process; a new mixed-precision setting (e.g. a bench switching runs) resets its state."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    cpu = not torch.cuda.is_available()
+    try:
+        return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
+    except ValueError:
+        AcceleratorState._reset_state(reset_partial_state=False)
+        return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
+
+
+def _peak_memory_mb(device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def train(model: GillModel, stage: str, frozen_parts, profile, out_dir, *, steps: int | None = None,
+          use_cache: bool = True, stop_after: int | None = None, dataset=None, fingerprint_: str = "",
+          progress: bool = True, checkpoint_every: int | None = None) -> dict:
+    """Train ``stage``'s parts of ``model`` in place; checkpoints and ``log.jsonl`` go under ``out_dir``.
+
+    Resumes from the newest checkpoint in ``out_dir/checkpoints`` made with the same ``fingerprint_``.
+    ``stop_after`` ends the run early after that many steps in total (to test resuming). ``use_cache=False``
+    runs the frozen encoders on every batch instead of reading the feature caches (for the throughput bench).
+    Returns a summary (steps, seconds, steps/s, peak memory, last losses).
+    """
+    from tqdm.auto import tqdm
+
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; stages: {STAGES}")
+    cfg = profile.train
+    steps = steps_for(cfg, stage) if steps is None else steps
+    every = checkpoint_every or cfg.checkpoint_every
+    out_dir = Path(out_dir)
+    acc = _accelerator(cfg.mixed_precision)
+    model.to(acc.device)
+    dataset = dataset or training_set(profile)
+    wanted = set(STAGE_LOSSES[stage])
+    need_images, need_targets = bool(wanted & {"caption", "ret"}), "gen" in wanted
+    cache_dir = profile.run_dir / "cache"
+    shared = dict(is_main=acc.is_main_process, wait=acc.wait_for_everyone)
+    images = image_features(dataset, frozen_parts.image_encoder, cache_dir, **shared) if use_cache and need_images else None
+    targets = text_targets(dataset, frozen_parts.generator, cache_dir, **shared) if use_cache and need_targets else None
+
+    torch.manual_seed(cfg.seed)
+    named = trainable_parameters(model, stage)
+    params = list(named.values())
+    opt = make_optimizer(named, cfg)
+    start = 0
+    ckpt_dir = out_dir / "checkpoints"
+    done = [p for p in list_checkpoints(ckpt_dir) if read_state(p).get("fingerprint") == fingerprint_]
+    if done:
+        start = load_checkpoint(done[-1], model, opt, named)
+        print(f"Resuming {stage} from {done[-1]} (step {start})")
+    log_path = out_dir / LOG_FILE
+    kept = [r for r in read_log(log_path) if r["step"] < start]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    rank, world = acc.process_index, acc.num_processes
+    model.train()
+    last, t0, timed_from = {}, time.time(), start
+    end = steps if stop_after is None else min(steps, stop_after)
+    bar = tqdm(range(start, end), desc=f"GILL {stage}", disable=not (progress and acc.is_main_process),
+               mininterval=5, initial=start, total=steps)
+    with open(log_path, "a") as log:
+        for step in bar:
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * lr_factor(step, cfg)
+            idx = batch_indices(len(dataset), cfg.batch_size, step, cfg.seed)[rank::world].tolist()
+            batch = {"captions": [dataset.captions[i] for i in idx]}
+            if need_images:
+                batch["image_features"] = (images[idx] if images is not None else
+                                           frozen_parts.image_encoder.encode(dataset.load_images(idx)).float())
+            if need_targets:
+                batch["text_targets"] = (targets[idx] if targets is not None else
+                                         frozen_parts.generator.encode_text(batch["captions"]).float())
+            with acc.autocast():
+                losses = compute_losses(model, batch, stage, cfg)
+            loss = sum(losses.values())
+            loss.backward()
+            if world > 1:
+                for p in params:
+                    if p.grad is not None:
+                        p.grad = acc.reduce(p.grad, reduction="mean")
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if model.img_tokens.rows.requires_grad:
+                model.img_tokens.rescale_()
+            last = {k: round(v.item(), 6) for k, v in losses.items()}
+            record = {"step": step, "loss": round(loss.item(), 6), **last, "lr": opt.param_groups[0]["lr"],
+                      "grad_norm": round(grad_norm.item(), 4)}
+            if acc.is_main_process:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{record['loss']:.3f}")
+            if (step + 1) % every == 0 and step + 1 < steps and acc.is_main_process:
+                save_checkpoint(ckpt_dir, model, opt, named, step + 1, {"fingerprint": fingerprint_, "stage": stage})
+    bar.close()
+    seconds = time.time() - t0
+    n = end - timed_from
+    return {"stage": stage, "steps": end, "finished": end >= steps, "seconds": round(seconds, 2),
+            "steps_per_s": round(n / seconds, 3) if seconds > 0 else None, "batch_size": cfg.batch_size,
+            "peak_memory_mb": round(_peak_memory_mb(acc.device), 1), "last": last, "use_cache": use_cache}
+
+
+def read_log(path) -> list[dict]:
+    """The JSONL loss log of a run (``[]`` if absent)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / LOG_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def stage_log(profile, stage: str) -> list[dict]:
+    """The loss log of ``stage`` for ``profile`` (one dict per step)."""
+    return read_log(stage_dir(profile, stage) / LOG_FILE)
+
+
+def _finished(directory: Path, fp: str) -> bool:
+    path = directory / CONFIG_FILE
+    if not path.exists():
+        return False
+    run = json.loads(path.read_text()).get("run", {})
+    return run.get("finished") is True and run.get("fingerprint") == fp
+
+
+def stage_fingerprint(profile, stage: str, frozen_names: dict) -> str:
+    """The fingerprint of ``stage``, chained through its previous stages."""
+    prev = PREVIOUS[stage]
+    prev_fp = stage_fingerprint(profile, prev, frozen_names) if prev else None
+    return fingerprint(profile, stage, frozen_names, prev_fp)
+
+
+def train_stage(profile, stage: str, frozen_parts=None, *, progress: bool = True) -> GillModel:
+    """The GILL of ``stage`` for ``profile``: loaded if a finished checkpoint with this configuration exists under
+    ``profile.run_dir/"gill"/<stage>``, otherwise trained (after the stages it starts from) and saved there."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; stages: {STAGES}")
+    if frozen_parts is None:
+        from ..backbones import load_frozen_parts
+
+        frozen_parts = load_frozen_parts(profile)
+    names = {"lm": frozen_parts.lm.config_name, "image_encoder": frozen_parts.image_encoder.config_name,
+             "generator": frozen_parts.generator.config_name}
+    out = stage_dir(profile, stage)
+    fp = stage_fingerprint(profile, stage, names)
+    if _finished(out, fp):
+        print(f"Found finished checkpoint, loading {out}")
+        return GillModel.from_trainable(out, frozen_parts, profile.train)
+    if (out / CONFIG_FILE).exists():
+        print(f"{out} holds a checkpoint of another configuration (or unfinished); training {stage} again")
+        (out / CONFIG_FILE).unlink()
+    prev = PREVIOUS[stage]
+    model = train_stage(profile, prev, frozen_parts, progress=progress) if prev else GillModel.build(frozen_parts, profile.train)
+    summary = train(model, stage, frozen_parts, profile, out, fingerprint_=fp, progress=progress)
+    model.save_trainable(out, extra={"run": {**summary, "fingerprint": fp, "profile": profile.name}})
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # finished: the final weights are all that is needed
+    print(f"Trained {stage} in {summary['seconds']:.0f}s ({summary['steps']} steps); saved {out}")
+    model.eval()
+    return model
+
+
+def final_stage(profile) -> str:
+    """The stage whose checkpoint holds the whole model: ``profile.train.final_stage``."""
+    return profile.train.final_stage
+
+
+def load_gill(profile, frozen_parts=None, stage: str | None = None) -> GillModel:
+    """The full GILL for downstream use (decision, evaluation, dialogue): trains what is missing."""
+    return train_stage(profile, stage or final_stage(profile), frozen_parts)

@@ -1,0 +1,264 @@
+"""Notebook widgets (ipywidgets). Each part is self-contained:
+
+- the judging panel (notebook 05): a person judges generated-vs-retrieved pairs, one vote per click;
+- the chat widget (notebook 07) lives below it.
+
+Widgets are built without a display, so they also run headless (nbval, tests); their handlers can be called
+directly to drive them from code.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+# ===================================================================================== judging panel (05)
+
+CHOICES = ("first", "second", "same")  # the three buttons
+
+
+@dataclass(frozen=True)
+class JudgingItem:
+    """One prompt to judge: its text and its two images (uint8 (H, W, 3) arrays or image file paths)."""
+
+    id: str
+    prompt: str
+    gen: object = field(repr=False)
+    ret: object = field(repr=False)
+
+
+def shown_order(item_id: str, seed: int = 0) -> tuple[str, str]:
+    """Which image is shown first: ("gen", "ret") or ("ret", "gen"), seeded per item (stable across sessions)."""
+    rng = np.random.default_rng([seed, zlib.crc32(item_id.encode())])
+    return ("gen", "ret") if rng.random() < 0.5 else ("ret", "gen")
+
+
+def choice_to_vote(choice: str, order: tuple[str, str]) -> str:
+    """Map a button ("first"/"second"/"same") back to a vote ("gen"/"ret"/"same")."""
+    if choice not in CHOICES:
+        raise ValueError(f"choice must be one of {CHOICES}, not {choice!r}")
+    return "same" if choice == "same" else order[CHOICES.index(choice)]
+
+
+def append_vote(path: str | os.PathLike, record: dict) -> None:
+    """Append one vote as a JSON line and make it durable (flush + fsync) before returning: a finished vote
+    survives the kernel dying right after."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record) + "\n"
+    with open(path, "a+b") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell():  # a torn last line (died mid-write) must not swallow this one
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                line = "\n" + line
+        f.write(line.encode())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def load_votes(path: str | os.PathLike) -> dict[str, str]:
+    """Votes saved by the panel, ``{item id: "gen"|"ret"|"same"}`` (a later vote on the same item wins;
+    unreadable lines, e.g. a torn last line, are ignored)."""
+    path = Path(path)
+    votes: dict[str, str] = {}
+    if not path.exists():
+        return votes
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+            votes[str(record["id"])] = str(record["vote"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return votes
+
+
+def merge_votes(simulated: Sequence[Sequence[str]], ids: Sequence[str], human: dict[str, str],
+                slot: int = 0) -> list[list[str]]:
+    """The votes to use: the simulated judges' votes, with the person's vote in place of judge ``slot`` on
+    every item they judged (no clicks = the simulated votes unchanged)."""
+    if len(simulated) != len(ids):
+        raise ValueError(f"{len(simulated)} vote rows but {len(ids)} ids")
+    merged = []
+    for row, item_id in zip(simulated, ids):
+        row = list(row)
+        if item_id in human:
+            row[slot] = human[item_id]
+        merged.append(row)
+    return merged
+
+
+def _png_bytes(image, px: int) -> bytes:
+    from PIL import Image
+
+    if isinstance(image, (str, os.PathLike)):
+        with Image.open(image) as im:
+            pil = im.convert("RGB")
+    else:
+        pil = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    buf = io.BytesIO()
+    pil.resize((px, px), Image.Resampling.NEAREST).save(buf, format="PNG")  # nearest: keep the pixels honest
+    return buf.getvalue()
+
+
+class JudgingPanel:
+    """Show a prompt and its two images in a seeded random order, unlabelled; three buttons vote.
+
+    Every click appends the vote to ``votes_path`` at once (see `append_vote`); a new panel on the same file
+    resumes at the first item not yet judged. ``panel.widget`` is the ipywidgets box to display; tests and
+    headless runs call `vote` (what the buttons call).
+    """
+
+    def __init__(self, items: Sequence[JudgingItem], votes_path: str | os.PathLike, seed: int = 0,
+                 judge: str = "human", image_px: int = 128):
+        import ipywidgets as w
+
+        if len({it.id for it in items}) != len(items):
+            raise ValueError("item ids must be unique")
+        self.items, self.path, self.seed, self.judge, self.image_px = list(items), Path(votes_path), seed, judge, image_px
+        self.votes = load_votes(self.path)
+        self._index = 0
+        self._prompt = w.HTML()
+        self._status = w.HTML()
+        self._images = [w.Image(format="png", width=image_px, height=image_px) for _ in range(2)]
+        self.buttons = {c: w.Button(description=label, layout=w.Layout(width="auto")) for c, label in
+                        zip(CHOICES, ("first is better", "second is better", "about the same"))}
+        for choice, button in self.buttons.items():
+            button.on_click(lambda _button, choice=choice: self.vote(choice))
+        pictures = w.HBox([w.VBox([w.HTML(f"<b>{name}</b>"), img]) for name, img in zip(("first", "second"), self._images)])
+        self.widget = w.VBox([self._prompt, pictures, w.HBox(list(self.buttons.values())), self._status])
+        self._advance()
+
+    @property
+    def current(self) -> JudgingItem | None:
+        """The item on screen (None when everything is judged)."""
+        return self.items[self._index] if self._index < len(self.items) else None
+
+    @property
+    def remaining(self) -> int:
+        return sum(it.id not in self.votes for it in self.items)
+
+    def _advance(self) -> None:
+        while self._index < len(self.items) and self.items[self._index].id in self.votes:
+            self._index += 1
+        item = self.current
+        done = len(self.items) - self.remaining
+        if item is None:
+            self._prompt.value = f"<b>All {len(self.items)} prompts judged.</b> Votes are in <code>{self.path}</code>."
+            for b in self.buttons.values():
+                b.disabled = True
+            return
+        order = shown_order(item.id, self.seed)
+        self._prompt.value = f"<p>{done}/{len(self.items)} judged. Which image matches the prompt better?</p><h4>{item.prompt}</h4>"
+        for img, kind in zip(self._images, order):
+            img.value = _png_bytes(getattr(item, kind), self.image_px)
+
+    def vote(self, choice: str) -> str | None:
+        """Record ``choice`` ("first", "second", "same") for the item on screen; returns the saved vote."""
+        item = self.current
+        if item is None:
+            return None
+        order = shown_order(item.id, self.seed)
+        vote = choice_to_vote(choice, order)
+        append_vote(self.path, {"id": item.id, "vote": vote, "choice": choice, "first": order[0],
+                                "judge": self.judge, "time": time.time()})
+        self.votes[item.id] = vote
+        self._status.value = f"saved: {choice} ({self.path.name})"
+        self._advance()
+        return vote
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+# ========================================================================================= chat widget (07)
+
+def uploaded_image(upload_value) -> np.ndarray | None:
+    """The image of an ipywidgets ``FileUpload`` value (8.x: a tuple of dicts with ``content``), as uint8 RGB."""
+    from PIL import Image
+
+    if not upload_value:
+        return None
+    item = upload_value[0] if isinstance(upload_value, (tuple, list)) else next(iter(upload_value.values()))
+    with Image.open(io.BytesIO(bytes(item["content"]))) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+class ChatWidget:
+    """Chat with GILL: a text box, an image picker (world images by name) and a file upload; each answer is
+    rendered inline with its image, where it came from (retrieved / generated) and the decision's probabilities.
+
+    ``chat`` is a `gill_lite.chat.GillChat`. Headless runs (nbval, tests) call `send` directly, which is what the
+    button calls. ``transcript`` keeps every turn as ``(role, text, image or None, caption)``.
+    """
+
+    def __init__(self, chat, picker_images: dict | None = None, image_px: int = 96):
+        import ipywidgets as w
+
+        self.chat, self.image_px = chat, image_px
+        self.picker_images = dict(picker_images or {})
+        self.transcript: list[tuple[str, str, object, str]] = []
+        self.text = w.Text(placeholder="Ask something, e.g. show me a small red circle", layout=w.Layout(width="60%"))
+        self.picker = w.Dropdown(options=["(no image)"] + list(self.picker_images), description="image")
+        self.upload = w.FileUpload(accept="image/*", multiple=False, description="upload")
+        self.force = w.Checkbox(value=False, description="always answer with an image")
+        self.button = w.Button(description="send", button_style="primary")
+        self.button.on_click(lambda _b: self.send())
+        self.text.continuous_update = False
+        self.log = w.VBox([])
+        self.status = w.HTML()
+        self.widget = w.VBox([self.log, w.HBox([self.text, self.button]), w.HBox([self.picker, self.upload, self.force]),
+                              self.status])
+
+    def _bubble(self, role: str, text: str, image=None, caption: str = ""):
+        import ipywidgets as w
+
+        colour = "#eef" if role == "user" else "#efe"
+        parts = [w.HTML(f"<div style='background:{colour};padding:4px'><b>{role}:</b> {_escape(text)}</div>")]
+        if image is not None:
+            parts.append(w.Image(value=_png_bytes(image, self.image_px), format="png", width=self.image_px,
+                                 height=self.image_px))
+        if caption:
+            parts.append(w.HTML(f"<small>{_escape(caption)}</small>"))
+        self.log.children = tuple(self.log.children) + (w.VBox(parts),)
+        self.transcript.append((role, text, image, caption))
+
+    def send(self, text: str | None = None, image=None, force_image: bool | None = None):
+        """Send a turn (default: the widgets' current text and chosen/uploaded image); returns the `Reply`."""
+        text = self.text.value if text is None else text
+        if image is None:
+            image = uploaded_image(self.upload.value)
+            if image is None and self.picker.value in self.picker_images:
+                image = self.picker_images[self.picker.value]
+        if not text.strip() and image is None:
+            self.status.value = "type a question or choose an image first"
+            return None
+        items = ([np.asarray(image)] if image is not None else []) + ([text] if text.strip() else [])
+        self._bubble("user", text, image)
+        self.status.value = "thinking..."
+        reply = self.chat.ask(*items, force_image=self.force.value if force_image is None else force_image)
+        if reply.images:
+            for img, source, probs in reply.images:
+                caption = f"{source} (p generate {probs['generate']:.2f}, p retrieve {probs['retrieve']:.2f})"
+                self._bubble("GILL", reply.text, img, caption)
+        else:
+            self._bubble("GILL", reply.text or "(no words)")
+        self.text.value, self.picker.value, self.status.value = "", "(no image)", ""
+        self.upload.value = ()
+        return reply
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text).replace("\n", "<br>")

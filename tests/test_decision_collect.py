@@ -1,0 +1,99 @@
+"""Collecting the decision set: resumable, atomic, identical after an interruption."""
+import json
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from gill_lite.decision.collect import Collection, collect_decisions, read_manifest
+from gill_lite.world.prompts import make_decision_prompts
+
+
+class FakeCollector:
+    """Deterministic stand-in for GILL: states from the text, images from the seed; can fail on purpose."""
+
+    def __init__(self, fail_after: int | None = None):
+        self.calls, self.fail_after = 0, fail_after
+
+    def states(self, texts):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt("simulated Ctrl-C")
+        self.calls += 1
+        return torch.stack([torch.randn(8, 16, generator=torch.Generator().manual_seed(zlib.crc32(t.encode())))
+                            for t in texts])
+
+    def generate(self, states, seed):
+        rng = np.random.default_rng(seed)
+        return rng.integers(0, 256, (len(states), 8, 8, 3), dtype=np.uint8)
+
+    def retrieve(self, states):
+        ids = [f"train-{int(s[0].argmax()):06d}" for s in states]
+        return ids, np.stack([np.full((8, 8, 3), int(s[0].argmax()) * 10, np.uint8) for s in states])
+
+
+def _snapshot(col: Collection):
+    return col.records, col.features(), col.images("gen"), col.images("ret")
+
+
+def test_collection_writes_everything_per_prompt(tmp_path):
+    prompts = make_decision_prompts(10, seed=0)
+    col = collect_decisions(prompts, tmp_path, FakeCollector(), batch_size=4, progress=False)
+    assert col.ids == [p.id for p in prompts] and len(col) == 10
+    assert col.features().shape == (10, 16)
+    assert col.images("gen").shape == (10, 8, 8, 3)
+    assert {r["category"] for r in col.records} <= {"corpus", "novel"}
+    assert col.shapes()[3] == prompts[3].shape
+    assert col.records[0]["retrieved_id"].startswith("train-")
+    # the [IMG0] state is what is kept
+    assert torch.equal(col.features()[5], FakeCollector().states([prompts[5].text])[0, 0])
+    assert len((tmp_path / "manifest.jsonl").read_text().splitlines()) == 10
+
+
+def test_interrupted_collection_resumes_to_the_same_result(tmp_path):
+    prompts = make_decision_prompts(11, seed=0)
+    whole = collect_decisions(prompts, tmp_path / "whole", FakeCollector(), batch_size=3, progress=False)
+
+    with pytest.raises(KeyboardInterrupt):
+        collect_decisions(prompts, tmp_path / "split", FakeCollector(fail_after=2), batch_size=3, progress=False)
+    assert len(read_manifest(tmp_path / "split")) == 6  # two whole batches finished
+    resumed_collector = FakeCollector()
+    resumed = collect_decisions(prompts, tmp_path / "split", resumed_collector, batch_size=3, progress=False)
+    assert resumed_collector.calls == 2  # only the two missing batches ran
+    a, b = _snapshot(whole), _snapshot(resumed)
+    assert [{**r} for r in a[0]] == [{**r} for r in b[0]]
+    assert torch.equal(a[1], b[1]) and np.array_equal(a[2], b[2]) and np.array_equal(a[3], b[3])
+    for r in whole.records:  # byte-identical images
+        assert (tmp_path / "whole" / r["gen"]).read_bytes() == (tmp_path / "split" / r["gen"]).read_bytes()
+
+    # a finished collection does no work at all
+    idle = FakeCollector()
+    collect_decisions(prompts, tmp_path / "split", idle, batch_size=3, progress=False)
+    assert idle.calls == 0
+
+
+def test_a_torn_manifest_line_is_repaired(tmp_path):
+    prompts = make_decision_prompts(6, seed=0)
+    collect_decisions(prompts[:3], tmp_path, FakeCollector(), batch_size=3, progress=False)
+    with open(tmp_path / "manifest.jsonl", "a") as f:
+        f.write('{"id": "prompt-0000')  # the kernel died mid-append
+    col = collect_decisions(prompts, tmp_path, FakeCollector(), batch_size=3, progress=False)
+    assert col.ids == [p.id for p in prompts]
+    lines = (tmp_path / "manifest.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [p.id for p in prompts]
+
+
+def test_other_settings_start_over(tmp_path, capsys):
+    prompts = make_decision_prompts(4, seed=0)
+    collect_decisions(prompts, tmp_path, FakeCollector(), batch_size=2, fingerprint="model-a", progress=False)
+    again = FakeCollector()
+    collect_decisions(prompts, tmp_path, again, batch_size=2, fingerprint="model-b", progress=False)
+    assert again.calls == 2 and "starting over" in capsys.readouterr().out
+
+
+def test_bad_input_is_refused(tmp_path):
+    prompts = make_decision_prompts(2, seed=0)
+    with pytest.raises(ValueError):
+        collect_decisions(prompts + prompts[:1], tmp_path, FakeCollector(), progress=False)
+    with pytest.raises(ValueError):
+        collect_decisions(prompts, tmp_path, FakeCollector(), batch_size=0, progress=False)

@@ -1,0 +1,271 @@
+"""The reproduce pipeline: resume, failure messages, atomic results.json, its schema, the report, README markers."""
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+import nbformat
+import pytest
+
+from gill_lite import pipeline
+from gill_lite.config import get_profile
+from gill_lite.pipeline import (
+    NOTEBOOKS,
+    PipelineError,
+    ResultsSchemaError,
+    load_results,
+    record_results,
+    reproduce,
+    select_notebooks,
+    update_readme_results,
+    validate_results,
+    write_report,
+)
+from gill_lite.results import new_results, results_path
+
+
+@pytest.fixture(autouse=True)
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("GILL_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("GILL_FIGURES_DIR", raising=False)
+    return tmp_path / "runs"
+
+
+def _notebook(path: pathlib.Path, *cells: str) -> None:
+    """A notebook: a `parameters` cell, then ``cells`` as code cells (the first code cell is the parameters)."""
+    params = nbformat.v4.new_code_cell('PROFILE = "tiny"')
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# test"), params]
+                                  + [nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+RECORD = ("from gill_lite.config import notebook_profile\n"
+          "from gill_lite.pipeline import record_results\n"
+          "profile = notebook_profile(PROFILE)\n"
+          "record_results(profile, {stage!r}, {{'profile_seen': profile.name, 'x': 1.5}})")
+
+
+def test_failure_message_keeps_finished_work_and_resume(tmp_path, runs_dir):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _notebook(nbs / "01_ok.ipynb", RECORD.format(stage="ok"))
+    _notebook(nbs / "02_bad.ipynb", 'raise ValueError("boom in cell two")', "y = 2")
+    _notebook(nbs / "03_after.ipynb", RECORD.format(stage="after"))
+
+    with pytest.raises(PipelineError) as info:
+        reproduce("ci", notebooks_dir=nbs, progress=False)
+    message = str(info.value)
+    assert "\n" not in message  # one message
+    assert "02_bad" in message and "code cell 2" in message
+    assert "ValueError: boom in cell two" in message
+    assert "--from 02_bad" in message
+
+    out = runs_dir / "ci" / "notebooks"
+    assert (out / "01_ok.ipynb").exists() and (out / "02_bad.ipynb").exists()  # the failed copy, for debugging
+    assert not (out / "03_after.ipynb").exists()
+    assert not list(out.glob(".*partial*"))
+    results = load_results("ci")
+    assert results["stages"]["ok"]["figures"] == {"profile_seen": "ci", "x": 1.5}  # -p PROFILE ci reached it
+    assert set(results["timings"]) == {"01_ok"}
+    assert (runs_dir / "ci" / "REPORT.md").exists()  # the finished part is reported
+
+    # fix the notebook and resume there: 01 is not run again
+    _notebook(nbs / "02_bad.ipynb", "y = 2")
+    (out / "01_ok.ipynb").unlink()
+    timings = reproduce("ci", start_from="02", notebooks_dir=nbs, progress=False)
+    assert list(timings) == ["02_bad", "03_after"]
+    assert not (out / "01_ok.ipynb").exists()
+    results = load_results("ci")
+    assert set(results["timings"]) == {"01_ok", "02_bad", "03_after"}
+    assert set(results["stages"]) == {"ok", "after"}
+
+
+def test_select_notebooks():
+    assert select_notebooks(NOTEBOOKS) == NOTEBOOKS
+    assert select_notebooks(NOTEBOOKS, start_from="03")[0] == "03_generation"
+    assert select_notebooks(NOTEBOOKS, start_from="05_decision.ipynb") == NOTEBOOKS[5:]
+    assert select_notebooks(NOTEBOOKS, only="vist_eval") == ["06_vist_eval"]
+    assert select_notebooks(NOTEBOOKS, only=["07", "00"]) == ["00_world", "07_dialogue"]
+    with pytest.raises(PipelineError, match="unknown notebook '09'"):
+        select_notebooks(NOTEBOOKS, start_from="09")
+    with pytest.raises(PipelineError, match="either"):
+        select_notebooks(NOTEBOOKS, start_from="01", only="02")
+
+
+def test_missing_notebook_is_a_clear_error(tmp_path):
+    with pytest.raises(PipelineError, match="not found"):
+        reproduce("ci", notebooks_dir=tmp_path, notebooks=["00_world"], progress=False)
+
+
+def test_record_results_merges_and_converts():
+    np = pytest.importorskip("numpy")
+    record_results("ci", "vist_generation", {"clip_similarity": {"gill_1_caption": np.float32(0.5)}, "n": np.int64(3)})
+    record_results("ci", "vist_generation", {"clip_similarity": {"gill_5_captions": 0.6}})
+    record_results("ci", "other", {"table": [1, 2]})
+    figures = load_results("ci")["stages"]["vist_generation"]["figures"]
+    assert figures == {"clip_similarity": {"gill_1_caption": 0.5, "gill_5_captions": 0.6}, "n": 3}
+    on_disk = json.loads(results_path(get_profile("ci")).read_text())
+    assert validate_results(on_disk)["stages"]["other"]["figures"] == {"table": [1, 2]}
+    assert on_disk["machine"]["cpu_count"] >= 1
+
+
+def test_crash_mid_write_keeps_previous_results(monkeypatch):
+    record_results("ci", "stage", {"a": 1})
+    path = results_path(get_profile("ci"))
+    before = path.read_text()
+
+    real_write_text = pathlib.Path.write_text
+
+    def crash(self, text, *args, **kwargs):  # half the bytes reach the disk, then Ctrl-C
+        real_write_text(self, text[: len(text) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(pathlib.Path, "write_text", crash)
+        record_results("ci", "stage", {"a": 2, "b": 3})
+    assert path.read_text() == before
+    assert load_results("ci")["stages"]["stage"]["figures"] == {"a": 1}
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_bad_values_are_refused_and_leave_file_intact():
+    record_results("ci", "stage", {"a": 1})
+    path = results_path(get_profile("ci"))
+    before = path.read_text()
+    with pytest.raises(ResultsSchemaError, match="finite"):
+        record_results("ci", "stage", {"a": math.nan})
+    with pytest.raises(ResultsSchemaError, match="JSON value"):
+        record_results("ci", "stage", {"a": object()})
+    with pytest.raises(ValueError):
+        record_results("ci", "", {"a": 1})
+    assert path.read_text() == before
+
+
+def _valid() -> dict:
+    obj = new_results("ci")
+    obj["stages"]["s"] = {"figures": {"x": 1.0, "t": {"a": [1, 2]}}, "updated": "2025-01-01T00:00:00+00:00"}
+    obj["timings"]["00_world"] = 3.5
+    obj["images"]["fig"] = {"path": "figures/fig.png", "stage": "s"}
+    return obj
+
+
+@pytest.mark.parametrize("breaks, match", [
+    (lambda o: o.pop("stages"), "misses"),
+    (lambda o: o.update(extra=1), "unknown key"),
+    (lambda o: o.update(profile=""), "profile"),
+    (lambda o: o.update(created="yesterday"), "ISO"),
+    (lambda o: o["machine"].update(cpu_count=0), "cpu_count"),
+    (lambda o: o["stages"]["s"].pop("updated"), "stage 's'"),
+    (lambda o: o["stages"]["s"].update(figures=[1]), "figures"),
+    (lambda o: o["stages"]["s"]["figures"].update(x=math.inf), "finite"),
+    (lambda o: o["timings"].update(bad=-1), "timings.bad"),
+    (lambda o: o["timings"].update(bad="1 s"), "timings.bad"),
+    (lambda o: o["images"].update(bad={"where": "x"}), "images.bad"),
+    (lambda o: o.update(schema_version=99), "schema_version"),
+])
+def test_schema_validation(breaks, match):
+    assert validate_results(_valid())
+    obj = _valid()
+    breaks(obj)
+    with pytest.raises(ResultsSchemaError, match=match):
+        validate_results(obj)
+
+
+def test_corrupt_results_file_is_a_clear_error():
+    path = results_path(get_profile("ci"))
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(ResultsSchemaError, match="not valid JSON"):
+        load_results("ci")
+
+
+def test_report_from_hand_made_results(tmp_path):
+    profile = get_profile("ci")
+    image = tmp_path / "pics" / "03_samples.png"
+    image.parent.mkdir()
+    image.write_bytes(b"\x89PNG")
+    obj = _valid()
+    obj["stages"] = {
+        "06_vist_generation": {"figures": {"clip_similarity": {
+            "gill_5_captions": 0.7123, "gill_1_caption": {"value": 0.55, "ci95": [0.5, 0.6]}}},
+            "updated": "2025-01-01T00:00:00+00:00"},
+        "my_new_stage": {"figures": {"speed": {"value": 12.0, "paper": 10.0}, "note": "a|b"},
+                         "updated": "2025-01-01T00:00:00+00:00"},
+    }
+    obj["timings"] = {"01_image_input": 70.0, "00_world": 10.0, "zz_extra": 1.0}
+    obj["images"] = {"03_samples": {"path": str(image), "stage": "generation"},
+                     "gone": {"path": str(tmp_path / "gone.png"), "stage": None}}
+    results_path(profile).parent.mkdir(parents=True)
+    results_path(profile).write_text(json.dumps(obj))
+
+    report = write_report(profile, update_readme=False)
+    text = report.read_text()
+    assert report == profile.run_dir / "REPORT.md"
+    assert "| `clip_similarity.gill_5_captions` (GILL, 5 captions) | 0.712 | 0.612 |" in text
+    assert "0.550" in text and "ci95: [0.500, 0.600]" in text and "0.581" in text
+    assert "`clip_similarity.gill_5_captions_4_images` (GILL, 5 captions + 4 images) | not measured | 0.641" in text
+    assert "## my_new_stage" in text and "| `speed` | 12.000 | 10.000 |" in text and "a\\|b" in text
+    assert "vist_retrieval" in text and "0.203" in text  # paper numbers not measured yet are listed
+    assert "1 min 21 s" in text  # total time
+    assert text.index("| 00_world |") < text.index("| 01_image_input |") < text.index("| zz_extra |")
+    assert f"![03_samples](../../pics/03_samples.png)" in text
+    assert (report.parent / "../../pics/03_samples.png").resolve() == image.resolve()
+    assert "file missing" in text
+    assert "CPUs" in text and "torch" in text
+
+
+def test_report_without_results_is_a_clear_error():
+    from gill_lite.cli import main
+
+    with pytest.raises(FileNotFoundError, match="gill-lite reproduce --profile ci"):
+        write_report(get_profile("ci"))
+    assert main(["report", "--profile", "ci"]) == 1
+
+
+def test_readme_marker_replacement(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# T\n\n## Results\n<!-- results:start -->\nold\n<!-- results:end -->\n\n## After\n")
+    update_readme_results(readme, "| a | b |\n")
+    text = readme.read_text()
+    assert text == "# T\n\n## Results\n<!-- results:start -->\n| a | b |\n<!-- results:end -->\n\n## After\n"
+    update_readme_results(readme, "| a | b |\n")
+    assert readme.read_text() == text  # idempotent
+
+    readme.write_text("# T\nno markers\n")
+    with pytest.raises(ValueError, match="results:start"):
+        update_readme_results(readme, "x")
+    assert readme.read_text() == "# T\nno markers\n"
+
+
+def test_write_report_updates_readme_when_asked(tmp_path):
+    record_results("ci", "stage", {"a": 1})
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    write_report(get_profile("ci"), update_readme=True, readme_path=readme)
+    assert "| `a` | 1 |" in readme.read_text()
+
+
+def test_save_figure_registers_image(runs_dir):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gill_lite.figures import figure_dir, save_figure
+
+    profile = get_profile("ci")
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.plot([0, 1])
+    path = save_figure(fig, profile, "01_loss", stage="captioning")
+    plt.close(fig)
+    assert path == runs_dir / "ci" / "figures" / "01_loss.png" and path.read_bytes()[:4] == b"\x89PNG"
+    assert load_results(profile)["images"]["01_loss"]["stage"] == "captioning"
+    assert figure_dir(get_profile("tiny")) == runs_dir / "tiny" / "figures"  # moved runs dir: not the repo
+    with pytest.raises(ValueError, match="file stem"):
+        save_figure(fig, profile, "../escape")
+
+
+def test_kernel_choice():
+    assert pipeline.choose_kernel("no-such-kernel-xyz") == "python3"

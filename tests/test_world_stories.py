@@ -1,0 +1,87 @@
+"""Stories: the information structure is real (computed by reasoning), seeded, and eval-only."""
+import numpy as np
+import pytest
+
+from gill_lite.world.attributes import ATTRIBUTES, VALUES
+from gill_lite.world.stories import IMAGE_ONLY, SETTINGS, _infer, _unknown, information_ceiling, make_stories
+
+
+@pytest.fixture(scope="module")
+def stories():
+    return make_stories(400, seed=0)
+
+
+def test_story_shape(stories):
+    s = stories[0]
+    assert len(s.frames) == len(s.captions) == len(s.events) == 5
+    assert s.images(32).shape == (5, 32, 32, 3) and s.images(32).dtype == np.uint8
+    assert s.events[0] == "start"
+    first = s.frames[0].main
+    for word in (first.kind, first.colour, first.size):  # the first caption describes the character fully
+        assert word in s.captions[0].lower()
+
+
+def test_character_persists_and_events_are_consistent(stories):
+    for s in stories:
+        assert len({f.main.kind for f in s.frames}) == 1
+        for prev, cur, event in zip(s.frames, s.frames[1:], s.events[1:]):
+            changed = {a for a in ATTRIBUTES if getattr(prev.main, a) != getattr(cur.main, a)}
+            expected = {"move_to": {"position"}, "move_rel": {"position"}, "move_hidden": {"position"},
+                        "reveal": {"position"}, "grow": {"size"}, "shrink": {"size"}, "resize": {"size"},
+                        "recolour": {"colour"}, "recolour_hidden": {"colour"}}[event]
+            assert changed == expected, (s.id, event)
+
+
+def test_image_only_events_only_in_middle_frames(stories):
+    assert any(e in IMAGE_ONLY for s in stories for e in s.events)
+    for s in stories:
+        assert s.events[-1] not in IMAGE_ONLY and s.events[1] is not None
+
+
+def test_known_is_correct_and_nested(stories):
+    for s in stories:
+        assert set(s.known["last_caption"]) <= set(s.known["captions"]) <= set(s.known["captions_images"])
+        assert s.known["captions_images"] == list(ATTRIBUTES)
+
+
+def test_information_ceiling_ordering(stories):
+    c = information_ceiling(stories)
+    assert set(c) == set(SETTINGS)
+    assert c["last_caption"]["all"] < 0.2
+    assert c["last_caption"]["all"] < c["captions"]["all"] < c["captions_images"]["all"] == 1.0
+    assert 0.2 < c["captions"]["all"] < 0.8
+    assert c["captions"]["kind"] == 1.0 and c["captions"]["colour"] < 1.0 and c["captions"]["position"] < 1.0
+
+
+def test_reasoning_by_hand():
+    b = _unknown()
+    down = _infer(b, "move_rel", {"direction": "down"}, False, "circle")
+    assert down["position"] == frozenset(VALUES["position"][3:])  # moving down leaves the top row empty
+    grown = _infer(b, "grow", {}, True, "square")
+    assert grown["size"] == {"large"} and grown["kind"] == {"square"} and len(grown["colour"]) == 4
+    exact = {a: frozenset([v]) for a, v in zip(ATTRIBUTES, ("circle", "red", "small", "top left"))}
+    hidden = _infer(exact, "recolour_hidden", {}, False, "circle")
+    assert hidden["colour"] == {"green", "blue", "yellow"}
+    resized = _infer(exact, "resize", {}, False, "circle")
+    assert resized["size"] == {"large"}
+    moved = _infer(_infer(exact, "move_hidden", {}, False, "circle"), "move_rel", {"direction": "right"}, False, "circle")
+    assert len(moved["position"]) > 1
+
+
+def test_determinism_and_streams():
+    a, b = make_stories(5, seed=3), make_stories(5, seed=3)
+    assert [s.to_dict() for s in a] == [s.to_dict() for s in b]
+    assert all(np.array_equal(x.images(32), y.images(32)) for x, y in zip(a, b))
+    # a story depends on its own seed only, not on how many are drawn
+    assert make_stories(8, seed=3)[4].to_dict() == a[4].to_dict()
+    lm = make_stories(5, seed=3, stream="lm")
+    assert [s.captions for s in lm] != [s.captions for s in a]
+    assert make_stories(5, seed=4)[0].to_dict() != a[0].to_dict()
+    with pytest.raises(ValueError, match="stream"):
+        make_stories(1, stream="train")
+
+
+def test_round_trip_dict(stories):
+    from gill_lite.world.stories import Story
+
+    assert Story.from_dict(stories[1].to_dict()) == stories[1]

@@ -1,0 +1,50 @@
+"""Keeping the experiment honest: seed streams never collide, evaluation data never reaches training."""
+from gill_lite.config import get_profile
+from gill_lite.world.corpus import SPLIT_STREAM, heldout_shapes, make_corpus
+from gill_lite.world.prompts import make_decision_prompts
+from gill_lite.world.stories import STORY_STREAMS, make_stories
+from gill_lite.world.streams import EVALUATION_STREAMS, STREAMS, TRAINING_STREAMS, stream_id
+from gill_lite.world.text import lm_pretraining_texts
+
+
+def test_stream_ids_are_distinct_and_documented():
+    assert len(set(STREAMS.values())) == len(STREAMS)
+    assert all(STREAMS[f"corpus/{k}"] == v for k, v in SPLIT_STREAM.items())
+    assert not set(TRAINING_STREAMS) & set(EVALUATION_STREAMS)
+    assert set(TRAINING_STREAMS) | set(EVALUATION_STREAMS) | {"heldout_choice"} == set(STREAMS)
+    assert all(s in STREAMS for s in STORY_STREAMS.values())
+    assert STORY_STREAMS["eval"] in EVALUATION_STREAMS and STORY_STREAMS["lm"] in TRAINING_STREAMS
+
+
+def test_unknown_stream_is_an_error():
+    import pytest
+
+    with pytest.raises(KeyError, match="known"):
+        stream_id("nope")
+
+
+def test_heldout_combinations_never_in_training_corpus_or_lm_captions():
+    world = get_profile("ci").world
+    held = heldout_shapes(world.seed, world.heldout_fraction)
+    assert held
+    corpus = make_corpus(world)
+    for split in ("train", "val", "test"):
+        assert not {e.shape for e in corpus[split]} & held, split
+    assert {e.shape for e in corpus["heldout"]} <= held
+    # the LM's caption part is exactly the train split's captions
+    texts = lm_pretraining_texts(world)
+    assert texts[: world.n_train] == [e.caption for e in corpus["train"]]
+
+
+def test_training_streams_never_produce_evaluation_data():
+    world = get_profile("ci").world
+    eval_stories = make_stories(world.n_stories, world.seed, "eval")
+    lm_stories = make_stories(world.n_lm_stories, world.seed, "lm")
+    assert not {s.text for s in eval_stories} & {s.text for s in lm_stories}
+    assert all(s.id.startswith("eval-") for s in eval_stories)
+    texts = set(lm_pretraining_texts(world))
+    assert not {s.text for s in eval_stories} & texts
+    # novel decision prompts ask for combinations no training image shows
+    train = {e.shape for e in make_corpus(world)["train"]}
+    novel = {p.shape for p in make_decision_prompts(world.n_decision_prompts, world.seed) if p.category == "novel"}
+    assert novel and not novel & train
