@@ -125,3 +125,17 @@ def _append_text(prompt: list, text: str) -> list:
     if prompt and isinstance(prompt[-1], str):
         return prompt[:-1] + [f"{prompt[-1]} {text}"]
     return list(prompt) + [text]
+
+
+def world_index(model, profile, split: str = "train", n: int | None = None):
+    """A `RetrievalIndex` over ShapeStories corpus images (the paper retrieves from its training images,
+    CC3M): returns (index, images uint8 (N, H, W, 3), captions)."""
+    from gill_lite.inference import RetrievalIndex
+    from gill_lite.world.corpus import make_split, render_images, split_sizes
+
+    w = profile.world
+    n = split_sizes(w)[split] if n is None else n
+    examples = make_split(split, n, w.seed, w.heldout_fraction, w.image_size)
+    images = render_images(examples, w.image_size)
+    index = RetrievalIndex.build(model, images, [e.id for e in examples])
+    return index, images, [e.caption for e in examples]

@@ -10,6 +10,7 @@ COMMANDS = [
     ("world", "gill_lite.world.cli", "render ShapeStories and write its exports (CC3M TSV, VIST SIS JSON, decision TSV)"),
     ("reproduce", "gill_lite.pipeline_cli", "run notebooks 00..07 with papermill, record results.json, write REPORT.md"),
     ("report", "gill_lite.report_cli", "rewrite runs/P/REPORT.md (and the README results at tiny) from results.json"),
+    ("train", "gill_lite.train.cli", "train GILL: the paper's joint recipe (--stage joint) or one stage of notebooks 01-04"),
     ("eval", "gill_lite.evaluate.cli", "evaluate GILL: `eval vist` runs the VIST protocols on any SIS story file"),
 ]
 

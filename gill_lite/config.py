@@ -71,7 +71,7 @@ class ImageEncoderConfig:
     text_width: int = 128
     text_layers: int = 2
     context_length: int = 24
-    pretrain_steps: int = 1500
+    pretrain_steps: int = 600
     batch_size: int = 128
     lr: float = 7e-4
     seed: int = 0
@@ -89,8 +89,8 @@ class GeneratorConfig:
     text_width: int = 128
     text_layers: int = 2
     unet_channels: tuple[int, ...] = (32, 64, 64)
-    text_pretrain_steps: int = 1500
-    unet_train_steps: int = 12000
+    text_pretrain_steps: int = 300
+    unet_train_steps: int = 3000
     batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
@@ -98,14 +98,14 @@ class GeneratorConfig:
     # stand-in recipe (cpu_feasibility.md): a contrastively pretrained, then frozen, CLIP text tower; a pixel-space
     # UNet with v-prediction, EMA and 10% empty captions
     text_heads: int = 4
-    vision_layers: int = 4
+    vision_layers: int = 2  # the generator CLIP's vision tower only teaches its text tower; it is discarded
     text_batch_size: int = 216  # every combination once per contrastive batch
     text_lr: float = 7e-4
     unet_layers_per_block: int = 1
     attention_head_dim: int = 32
     ema_decay: float = 0.998
     uncond_prob: float = 0.1
-    unet_train_minutes: float = 0.0  # > 0: stop (and finish the cosine schedule) at this wall-clock budget
+    unet_train_minutes: float = 25.0  # > 0: stop (and finish the cosine schedule) at this wall-clock budget
 
 
 @dataclass(frozen=True)
@@ -178,6 +178,7 @@ class DataConfig:
     vist_images: str | None = None
     decision_tsv: str | None = None
     visdial_json: str | None = None
+    visdial_images: str | None = None  # VisualDialog_val2018/ (None: the folder of that name beside visdial_json)
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,8 @@ def _ci() -> Profile:
         ),
         generator=GeneratorConfig(
             name_or_path="models/generator", num_inference_steps=4, text_width=64, text_layers=1,
-            unet_channels=(16, 32), text_pretrain_steps=40, unet_train_steps=40, batch_size=16,
+            unet_channels=(16, 32), text_pretrain_steps=30, unet_train_steps=30, batch_size=8,
+            text_batch_size=32, vision_layers=1, unet_train_minutes=0.0,
         ),
         train=TrainConfig(
             mapper_d_model=32, mapper_heads=2, mapper_encoder_layers=1, mapper_decoder_layers=1,

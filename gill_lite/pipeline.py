@@ -193,15 +193,14 @@ def reproduce(profile_name: str, start_from: str | None = None, only: str | list
     bar = tqdm(chosen, desc=f"reproduce {profile.name}", unit="notebook", disable=not progress,
                bar_format="{desc}: {n_fmt}/{total_fmt} notebooks |{bar}| elapsed {elapsed} {postfix}")
     try:
-        with _env(GILL_PROFILE=profile.name, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"),
-                  MPLBACKEND=os.environ.get("MPLBACKEND", "Agg")):
+        with _env(GILL_PROFILE=profile.name, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1")):
             for name in bar:
                 bar.set_postfix_str(f"running {name}")
                 seconds = run_notebook(name, notebooks_dir, out_dir, profile.name, kernel, parameters, progress)
                 timings[name] = seconds
                 record_timing(profile, name, seconds)
                 bar.write(f"{name}: {seconds:.1f} s")
-            bar.set_postfix_str("done")
+            bar.set_postfix_str("done", refresh=True)
     finally:
         bar.close()
         if report and timings:  # whatever finished is reported, even when a later notebook failed

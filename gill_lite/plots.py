@@ -115,3 +115,49 @@ def label_counts_plot(counts: dict, paper: dict | None = None, title: str = "lab
     ax.set_ylabel("prompts")
     ax.set_title(title, fontsize=9)
     return fig
+
+
+# ---------------------------------------------------------------------------------------- GILL stages (01-04)
+def loss_curve(log: list[dict], keys=None, title: str | None = None, smooth: int = 20):
+    """Training losses from a JSONL loss log (one dict per step; `gill_lite.train.stage_log`), moving-averaged
+    over ``smooth`` steps. ``keys``: which losses (default: every key other than step/loss/lr/grad_norm)."""
+    if not log:
+        raise ValueError("loss_curve needs a non-empty log")
+    keys = keys or [k for k in log[0] if k not in ("step", "loss", "lr", "grad_norm")]
+    fig = _figure(figsize=(5, 3), layout="constrained")
+    ax = fig.subplots()
+    steps = np.array([r["step"] for r in log])
+    for k in keys:
+        values = np.array([r[k] for r in log], dtype=float)
+        w = max(1, min(smooth, len(values)))
+        avg = np.convolve(values, np.ones(w) / w, mode="valid")
+        ax.plot(steps[w - 1 :], avg, label=k)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def image_rows(rows: dict, titles=None, size: float = 1.3):
+    """Several rows of images with one label per row (e.g. truth / GILL / SD baseline), ``rows``: label -> images.
+    ``titles``: one title per column (shown above the first row)."""
+    labels = list(rows)
+    ncols = max(len(v) for v in rows.values())
+    fig = _figure(figsize=(ncols * size + 1.0, len(labels) * (size + 0.1) + (0.6 if titles else 0)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(labels), ncols, squeeze=False))
+    for r, label in enumerate(labels):
+        for c in range(ncols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(rows[label]):
+                ax.imshow(np.asarray(rows[label][c]), interpolation="nearest")
+            else:
+                ax.axis("off")
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+            if r == 0 and titles is not None and c < len(titles):
+                ax.set_title(textwrap.fill(str(titles[c]), 18), fontsize=6)
+    return fig

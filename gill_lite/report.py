@@ -2,8 +2,7 @@
 
 Every stage recorded in results.json gets a table of its figures (nested dicts flattened to dotted keys).
 Where the paper published a number for a figure, it stands in a ``paper`` column beside ours: either from
-`PAPER_NUMBERS` (matched by stage and dotted key; a stage named ``06_vist_generation`` matches
-``vist_generation``) or from the figure itself (``{"value": 0.61, "paper": 0.641}``). Stages the paper has
+`PAPER_NUMBERS` (matched by stage and dotted key; a stage named ``06_vist`` matches ``vist``) or from the figure itself (``{"value": 0.61, "paper": 0.641}``). Stages the paper has
 no numbers for are listed all the same, so the report works with whatever stages have recorded.
 """
 from __future__ import annotations
@@ -22,37 +21,31 @@ README_END = "<!-- results:end -->"
 
 # The paper's numbers (gill_spec.md), by stage and figure key. Fractions, not percent (R@1 8.8% -> 0.088).
 PAPER_NUMBERS: dict[str, dict] = {
-    "vist_generation": {
-        "title": "VIST contextual generation: CLIP similarity between generated and true last image",
+    # notebook 06 records stage "vist" (gill_lite.evaluate.tables.vist_figures: settings "gill/captions" -> key
+    # "gill_captions"); its leaves carry their own "paper" values too, which win over these.
+    "vist": {
+        "title": "VIST: CLIP similarity of the generated last image, and recall of the retrieved one",
         "figures": {
-            "clip_similarity.sd_1_caption": (0.592, "Stable Diffusion, last caption"),
-            "clip_similarity.sd_5_captions": (0.598, "Stable Diffusion, 5 captions"),
-            "clip_similarity.gill_1_caption": (0.581, "GILL, last caption"),
-            "clip_similarity.gill_5_captions": (0.612, "GILL, 5 captions"),
-            "clip_similarity.gill_5_captions_4_images": (0.641, "GILL, 5 captions + 4 images"),
+            "clip_similarity.sd_last_caption": (0.592, "Stable Diffusion, last caption"),
+            "clip_similarity.sd_captions": (0.598, "Stable Diffusion, 5 captions"),
+            "clip_similarity.gill_last_caption": (0.581, "GILL, last caption"),
+            "clip_similarity.gill_captions": (0.612, "GILL, 5 captions"),
+            "clip_similarity.gill_captions_images": (0.641, "GILL, 5 captions + 4 images"),
+            "retrieval.clip_text_captions_R1": (0.088, "R@1, text-only CLIP, 5 captions"),
+            "retrieval.fromage_captions_images_R1": (0.182, "R@1, FROMAGe, 5 captions + 4 images"),
+            "retrieval.gill_captions_images_R1": (0.203, "R@1, GILL, 5 captions + 4 images"),
         },
     },
-    "vist_retrieval": {
-        "title": "VIST contextual retrieval of the last image (recall, fraction)",
-        "figures": {
-            "recall_at_1.clip_text": (0.088, "R@1, text-only CLIP (5 captions)"),
-            "recall_at_1.fromage": (0.182, "R@1, FROMAGe (5 captions + 4 images)"),
-            "recall_at_1.gill": (0.203, "R@1, GILL (5 captions + 4 images)"),
-        },
-    },
+    # notebook 05 records stage "decision" (gill_lite.decision)
     "decision": {
-        "title": "Generate-or-retrieve decision set and classifier",
+        "title": "Generate-or-retrieve: the judged set and the classifier",
         "figures": {
             "n_prompts": (1632, "prompts judged (PartiPrompts)"),
-            "n_confident": (911, "confident examples after the 5-vote rule"),
-            "n_gen": (592, "confident 'generate' labels"),
-            "n_ret": (319, "confident 'retrieve' labels"),
-            "annotator_f1": (0.851, "annotator agreement F1 (human ceiling)"),
+            "labels.gen": (592, "confident 'generate' labels"),
+            "labels.ret": (319, "confident 'retrieve' labels"),
+            "labels.dropped": (721, "prompts dropped by the 5-vote confidence rule"),
+            "judges_ceiling_f1": (0.851, "annotator agreement F1 (human ceiling)"),
         },
-    },
-    "model": {
-        "title": "GILL's trainable parts",
-        "figures": {"trainable_parameters": (50_000_000, "trainable parameters (about 50M)")},
     },
 }
 
@@ -60,7 +53,7 @@ PAPER_NUMBERS: dict[str, dict] = {
 def _paper_entry(stage: str) -> dict | None:
     if stage in PAPER_NUMBERS:
         return PAPER_NUMBERS[stage]
-    m = re.match(r"^\d+_(.+)$", stage)  # "06_vist_generation" -> "vist_generation"
+    m = re.match(r"^\d+_(.+)$", stage)  # "06_vist" -> "vist"
     return PAPER_NUMBERS.get(m.group(1)) if m else None
 
 

@@ -30,6 +30,8 @@ import json
 import math
 import os
 import platform
+import shutil
+import subprocess
 import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -63,6 +65,14 @@ def machine_info() -> dict:
     torch = sys.modules.get("torch")  # only ask CUDA if torch is already loaded: importing it costs seconds
     if torch is not None and torch.cuda.is_available():
         gpu = f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    elif torch is None and shutil.which("nvidia-smi"):  # the pipeline's parent process never imports torch
+        try:
+            names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                                   text=True, timeout=10).stdout.split("\n")
+            names = [n.strip() for n in names if n.strip()]
+            gpu = f"{len(names)} x {names[0]}" if names else None
+        except (OSError, subprocess.SubprocessError):
+            gpu = None
     return {
         "platform": platform.platform(),
         "python": platform.python_version(),

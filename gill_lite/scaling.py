@@ -91,15 +91,19 @@ def lm_activation_bytes_per_token(c: dict = OPT_6_7B, dtype_bytes: int = 2, flas
 
 
 def estimate_paper_memory(batch_per_gpu: int = 100, caption_tokens: int = 32, n_visual: int = 4, n_img: int = 8,
-                          cached_features: bool = True, flash: bool = True, verbose: bool = True) -> dict:
+                          cached_features: bool = True, flash: bool = True, published_embedding: bool = False,
+                          verbose: bool = True) -> dict:
     """ESTIMATE of peak GPU memory (GiB) per GPU for the paper's joint GILL training step, bf16 frozen weights.
 
     Per example the LM runs twice with gradients flowing back through every layer to its inputs: captioning
     (``n_visual`` prefix tokens + the caption) and ``[IMG]`` prediction (caption + 8 ``[IMG]`` tokens). The
     SD text-encoder targets are precomputed (the encoder and the UNet are not on the GPU during training);
     with ``cached_features`` the CLIP vision features are too. Trainable parts keep fp32 weights, gradients and
-    two AdamW moments (16 bytes a parameter); the input-embedding matrix gets a full (masked) bf16 gradient,
-    as in the published code. Returns the parts and ``total_gib``; prints ``name: value`` lines if ``verbose``.
+    two AdamW moments (16 bytes a parameter). The 8 ``[IMG]`` rows are a separate small parameter here
+    (`gill_lite.model.img_tokens`), so the frozen 50k-row embedding matrix has no gradient; the published code
+    masks the gradient of the whole matrix instead (``published_embedding=True``: a bf16 gradient and two AdamW
+    moments of the whole matrix). Sequences are at most ``caption_tokens`` long (pairs concatenated within the
+    budget). Returns the parts and ``total_gib``; prints ``name: value`` lines if ``verbose``.
     """
     c = OPT_6_7B
     h, v, layers = c["hidden_size"], c["vocab_size"], c["num_hidden_layers"]
@@ -116,7 +120,7 @@ def estimate_paper_memory(batch_per_gpu: int = 100, caption_tokens: int = 32, n_
     parts = {
         "lm_weights_gib": lm_params * 2 / GIB,
         "vision_weights_gib": 0.0 if cached_features else vit_params * 2 / GIB,
-        "embedding_grad_gib": v * h * 2 / GIB,
+        "embedding_grad_gib": 3 * v * h * 2 / GIB if published_embedding else 0.0,
         "trainable_states_gib": trainable * 16 / GIB,
         "ddp_buckets_gib": trainable * 4 / GIB,
         "lm_activations_gib": act_lm / GIB,

@@ -202,3 +202,25 @@ def test_shapestories_prompts_come_from_the_world():
     prompts, votes = decision_prompts(get_profile("ci"))
     assert len(prompts) == 160 and votes is None
     assert {p.category for p in prompts} == {"corpus", "novel"}
+
+
+def test_a_frozen_head_still_trains_and_stays_frozen():
+    from gill_lite.model.decision import DecisionHead
+
+    x, labels = _toy()
+    head = DecisionHead(16).requires_grad_(False)  # as a loaded GillModel may hand it over
+    with torch.no_grad():  # and even when called under no_grad
+        classifier.train_decision_head(head, x[:200], labels[:200], steps=200, lr=1e-2, progress=False)
+    assert classifier.evaluate(head, x[200:], labels[200:])["macro_f1"] > 0.95
+    assert not any(p.requires_grad for p in head.parameters())
+
+
+def test_decision_plots_draw():
+    from gill_lite import plots
+
+    fig = plots.confusion_plot([[3, 1], [0, 5]], judges.LABELS)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["3", "1", "0", "5"]
+    fig = plots.decision_training_plot({"step": [0, 10], "train_f1": [0.5, 0.9], "val_f1": [0.4, 0.8]}, ceiling=0.9)
+    assert len(fig.axes[0].lines) == 4  # train, val, our ceiling, the paper's
+    fig = plots.label_counts_plot({"gen": 3, "ret": 2, "dropped": 1}, {"gen": 592, "ret": 319, "dropped": 721})
+    assert len(fig.axes[0].patches) == 6

@@ -41,11 +41,11 @@ def test_generation_uses_the_same_seeds_in_every_setting_and_scores_them():
     runner = FakeRunner(stories)
     res = evaluate_generation(runner, Flatten(), stories, seed=100, batch_size=2, progress=False)
     assert set(res.clip) == {"gill/last_caption", "gill/captions", "gill/captions_images", "sd/last_caption", "sd/captions"}
-    # 3 chunks (2, 2, 1) per setting, chunk c always seed 100 + c
+    # 3 chunks (2, 2, 1) per setting; the chunk starting at story i always gets seed 100 + i
     per_setting = [runner.seeds[i : i + 3] for i in range(0, len(runner.seeds), 3)]
     assert len(per_setting) == 5
     for calls in per_setting:
-        assert [(s, n) for _, s, n in calls] == [(100, 2), (101, 2), (102, 1)]
+        assert [(s, n) for _, s, n in calls] == [(100, 2), (102, 2), (104, 1)]
     # the oracle sees images only in setting (c): similarity 1 there, lower elsewhere
     assert res.clip["gill/captions_images"] == pytest.approx(np.ones(5))
     assert (res.clip["gill/captions"] < 0.5).all()
@@ -131,3 +131,14 @@ def test_full_summary_tables_and_recorded_figures(tmp_path, monkeypatch):
     from gill_lite.pipeline import record_results
 
     record_results(get_profile("ci"), "vist", figures)  # JSON-clean: no NaN, no numpy types left
+
+
+def test_story_results_figure_has_a_row_per_story():
+    from gill_lite.evaluate.pictures import story_results_figure
+
+    stories = [_story(i) for i in range(3)]
+    runner = FakeRunner(stories)
+    gen = evaluate_generation(runner, Flatten(), stories, progress=False, n_examples=2)
+    ret = evaluate_retrieval(runner, Flatten(), stories, progress=False)
+    fig = story_results_figure(stories, gen, ret, n=4)
+    assert len([ax for ax in fig.axes if ax.images]) == 2 * (5 + 5 + 1)

@@ -102,10 +102,10 @@ def test_missing_notebook_is_a_clear_error(tmp_path):
 
 def test_record_results_merges_and_converts():
     np = pytest.importorskip("numpy")
-    record_results("ci", "vist_generation", {"clip_similarity": {"gill_1_caption": np.float32(0.5)}, "n": np.int64(3)})
-    record_results("ci", "vist_generation", {"clip_similarity": {"gill_5_captions": 0.6}})
+    record_results("ci", "vist", {"clip_similarity": {"gill_1_caption": np.float32(0.5)}, "n": np.int64(3)})
+    record_results("ci", "vist", {"clip_similarity": {"gill_5_captions": 0.6}})
     record_results("ci", "other", {"table": [1, 2]})
-    figures = load_results("ci")["stages"]["vist_generation"]["figures"]
+    figures = load_results("ci")["stages"]["vist"]["figures"]
     assert figures == {"clip_similarity": {"gill_1_caption": 0.5, "gill_5_captions": 0.6}, "n": 3}
     on_disk = json.loads(results_path(get_profile("ci")).read_text())
     assert validate_results(on_disk)["stages"]["other"]["figures"] == {"table": [1, 2]}
@@ -189,8 +189,8 @@ def test_report_from_hand_made_results(tmp_path):
     image.write_bytes(b"\x89PNG")
     obj = _valid()
     obj["stages"] = {
-        "06_vist_generation": {"figures": {"clip_similarity": {
-            "gill_5_captions": 0.7123, "gill_1_caption": {"value": 0.55, "ci95": [0.5, 0.6]}}},
+        "06_vist": {"figures": {"clip_similarity": {
+            "gill_captions": 0.7123, "gill_last_caption": {"value": 0.55, "ci95": [0.5, 0.6]}}},
             "updated": "2025-01-01T00:00:00+00:00"},
         "my_new_stage": {"figures": {"speed": {"value": 12.0, "paper": 10.0}, "note": "a|b"},
                          "updated": "2025-01-01T00:00:00+00:00"},
@@ -204,11 +204,11 @@ def test_report_from_hand_made_results(tmp_path):
     report = write_report(profile, update_readme=False)
     text = report.read_text()
     assert report == profile.run_dir / "REPORT.md"
-    assert "| `clip_similarity.gill_5_captions` (GILL, 5 captions) | 0.712 | 0.612 |" in text
+    assert "| `clip_similarity.gill_captions` (GILL, 5 captions) | 0.712 | 0.612 |" in text
     assert "0.550" in text and "ci95: [0.500, 0.600]" in text and "0.581" in text
-    assert "`clip_similarity.gill_5_captions_4_images` (GILL, 5 captions + 4 images) | not measured | 0.641" in text
+    assert "`clip_similarity.gill_captions_images` (GILL, 5 captions + 4 images) | not measured | 0.641" in text
     assert "## my_new_stage" in text and "| `speed` | 12.000 | 10.000 |" in text and "a\\|b" in text
-    assert "vist_retrieval" in text and "0.203" in text  # paper numbers not measured yet are listed
+    assert "**decision**" in text and "0.851" in text  # paper numbers not measured yet are listed
     assert "1 min 21 s" in text  # total time
     assert text.index("| 00_world |") < text.index("| 01_image_input |") < text.index("| zz_extra |")
     assert f"![03_samples](../../pics/03_samples.png)" in text

@@ -189,9 +189,9 @@ def tiny_clip_config(cfg, vocab_size: int, tokenizer_dir: str = ".") -> dict:
     return {
         "embed_dim": cfg.embed_dim,
         "vision_cfg": {"image_size": cfg.image_size, "layers": cfg.layers, "width": cfg.width,
-                       "patch_size": cfg.patch_size, "head_width": cfg.width // cfg.heads, "block_type": BLOCK},
+                       "patch_size": cfg.patch_size, "head_width": cfg.width // cfg.heads},
         "text_cfg": {"context_length": cfg.context_length, "vocab_size": vocab_size, "width": cfg.text_width,
-                     "heads": cfg.heads, "layers": cfg.text_layers, "block_type": BLOCK,
+                     "heads": cfg.heads, "layers": cfg.text_layers,
                      # word-level tokenizer saved in the same folder; pool at its </s> (id 1), pad id 0
                      "hf_tokenizer_name": tokenizer_dir, "pad_id": 0, "eos_id": 1, "pool_type": "eos"},
     }

@@ -95,7 +95,11 @@ def train_decision_head(head, x, labels: Sequence[str], steps: int = 2000, lr: f
     y = encode_labels(labels)
     x = x.float()
     history = {"step": [], "loss": [], "train_f1": [], "val_f1": []}
-    with torch.random.fork_rng(devices=[]):  # seeded init and dropout without touching the global RNG
+    params = list(head.parameters())
+    frozen = [not p.requires_grad for p in params]  # a loaded GillModel may come with its parts frozen
+    for p in params:
+        p.requires_grad_(True)
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():  # seeded init and dropout, global RNG untouched
         torch.manual_seed(seed)
         for m in head.modules():
             if m is not head and hasattr(m, "reset_parameters"):
@@ -114,6 +118,8 @@ def train_decision_head(head, x, labels: Sequence[str], steps: int = 2000, lr: f
                 if x_val is not None and labels_val is not None and len(labels_val):
                     history["val_f1"].append(macro_f1(labels_val, predict_labels(head, x_val), LABELS))
     head.eval()
+    for p, was_frozen in zip(params, frozen):
+        p.requires_grad_(not was_frozen)
     return history
 
 

@@ -12,6 +12,7 @@ SETTING_TITLES = {
     "last_caption": "1 caption",
     "captions": "5 captions",
     "captions_images": "5 captions + 4 images",
+    "dialogue": "Q/A dialogue",
 }
 # The text-to-image baseline reads only text: settings (a) and (b).
 BASELINE_SETTINGS = ("last_caption", "captions")

@@ -8,6 +8,7 @@ is the generator on the same text (truncated by its tokenizer).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -78,13 +79,39 @@ def evaluate_dialogues(runner, eval_clip, items, seed: int = 0, batch_size: int 
     )
 
 
-def dialogue_ceiling(items) -> dict[str, float]:
-    """Share of probed dialogues whose Q/A rounds state each attribute (the best any model can do)."""
-    from gill_lite.world.attributes import ATTRIBUTES
+def dialogue_ceiling(items) -> dict[str, dict[str, float]]:
+    """What the Q/A rounds of the probed dialogues state, in the form of `gill_lite.evaluate.vist.ceilings`:
+    ``determined`` (share of dialogues stating each attribute) and ``best_expected`` (guessing the rest)."""
+    from gill_lite.world.attributes import ATTRIBUTES, VALUES
 
-    known = [i.known for i in items if i.known is not None]
+    known = [set(i.known) for i in items if i.known is not None]
     if not known:
         return {}
-    out = {a: float(np.mean([a in k for k in known])) for a in ATTRIBUTES}
-    out["all"] = float(np.mean([len(k) == len(ATTRIBUTES) for k in known]))
-    return out
+    det = {a: float(np.mean([a in k for k in known])) for a in ATTRIBUTES}
+    det["all"] = float(np.mean([len(k) == len(ATTRIBUTES) for k in known]))
+    guess = lambda a, k: 1.0 if a in k else 1 / len(VALUES[a])  # noqa: E731
+    best = {a: float(np.mean([guess(a, k) for k in known])) for a in ATTRIBUTES}
+    best["all"] = float(np.mean([np.prod([guess(a, k) for a in ATTRIBUTES]) for k in known]))
+    return {"determined": det, "best_expected": best}
+
+
+def dialogue_items(profile, n: int | None = None) -> tuple[list[DialogueItem], list[dict]]:
+    """The profile's dialogues: ShapeStories Q/A (tiny, ci) or VisDial v1.0 val (paper), and the skipped ones."""
+    n = profile.eval.n_stories if n is None else n
+    if profile.uses_world:
+        return world_dialogue_items(profile, n), []
+    from .visdial import load_visdial
+
+    if not profile.data.visdial_json:
+        raise ValueError("profile.data.visdial_json must name the VisDial v1.0 val JSON")
+    path = profile.resolve(profile.data.visdial_json)
+    images = profile.data.visdial_images or str(Path(profile.data.visdial_json).parent / "VisualDialog_val2018")
+    images_dir = profile.resolve(images)
+    items, skipped = visdial_items(load_visdial(path)[:n], images_dir, 256)
+    return items, skipped
+
+
+def dialogue_summary(results: GenerationResults, items, n_boot: int = 1000, seed: int = 0) -> dict:
+    """`GenerationResults.summary` plus the dialogues' information ceiling, shaped like the VIST summary."""
+    return {"generation": results.summary(n_boot, seed), "ceilings": {"dialogue": dialogue_ceiling(items)},
+            "counts": {"dialogues": len(items)}}

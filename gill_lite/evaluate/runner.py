@@ -53,7 +53,10 @@ class GillRunner:
             return self.model.retrieval.embed_image(encode_images(self.model, images)).cpu()
 
     def generate_from_text(self, prompts, seed: int) -> np.ndarray:
-        return np.asarray(self.parts.generator.generate_from_text(list(prompts), seed=seed))
+        # the baseline's prompts are truncated by the generator's tokenizer on purpose (as SD's 77 tokens were);
+        # silence the per-batch truncation warnings that would otherwise list every prompt
+        with _quiet_truncation():
+            return np.asarray(self.parts.generator.generate_from_text(list(prompts), seed=seed))
 
     # ---------------------------------------------------------------------------------------------- chat
     def decode(self, context, max_new_tokens: int):
@@ -62,7 +65,8 @@ class GillRunner:
         from gill_lite.inference import generate_text
 
         tok = self.model.tokenizer
-        stops = [tok.eos_token_id] + self.model.tokenize("q")[:1]
+        # EOS, the next turn's "q" (word-level stand-ins drop newlines) and a newline (BPE tokenizers keep it)
+        stops = [tok.eos_token_id] + self.model.tokenize("q")[:1] + self.model.tokenize("\n")[:1]
         result = generate_text(self.model, context, max_new_tokens, [s for s in stops if s is not None], stop_at_img=True)
         text = result.text
         cut = _next_turn(text)
@@ -81,6 +85,22 @@ class GillRunner:
         if self.index is None or self.index_images_by_id is None:
             raise ValueError("this runner has no retrieval index; pass index= and index_images=")
         return [(self.index_images_by_id[i], s) for i, s in retrieve(self.model, self.index, _stack(states)[:1], k)[0]]
+
+
+class _quiet_truncation:
+    """Lower the transformers/diffusers log level to errors for the duration of a block."""
+
+    def __enter__(self):
+        import logging
+
+        self.loggers = [logging.getLogger(n) for n in ("transformers", "diffusers")]
+        self.levels = [lg.level for lg in self.loggers]
+        for lg in self.loggers:
+            lg.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        for lg, level in zip(self.loggers, self.levels):
+            lg.setLevel(level)
 
 
 def _next_turn(text: str) -> int:

@@ -90,3 +90,15 @@ def sis_stories(json_path, images_dir, image_size: int | None = None, probe: boo
             shape = probe_image(images[-1])
         stories.append(EvalStory(str(vs.story_id), list(vs.texts), images, list(vs.photo_ids), shape=shape))
     return stories, skipped
+
+
+def evaluation_stories(profile, n: int | None = None) -> tuple[list[EvalStory], list[dict]]:
+    """The profile's evaluation stories and the skipped ones: ShapeStories' "eval" stream (tiny, ci), or the
+    VIST SIS file and images named in ``profile.data`` (paper)."""
+    n = profile.eval.n_stories if n is None else n
+    if profile.uses_world:
+        return world_stories(profile, n), []
+    if not profile.data.vist_sis_json or not profile.data.vist_images:
+        raise ValueError("profile.data.vist_sis_json and vist_images must name the VIST SIS file and images")
+    stories, skipped = sis_stories(profile.resolve(profile.data.vist_sis_json), profile.resolve(profile.data.vist_images), 256)
+    return stories[:n], skipped

@@ -69,9 +69,10 @@ def orderings_table(summary: dict) -> str:
     for o in summary["generation"]["orderings"]:
         d = o["paired_difference"]
         verdict = "holds" if o["paired_holds"] else ("reversed" if d["high"] < 0 else "not shown")
-        rows.append([f"{_title(o['higher'])} > {_title(o['lower'])}", f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]",
+        rows.append([f"{_title(o['higher'])} > {_title(o['lower'])}", o.get("metric", "clip_similarity").replace("_", " "),
+                     f"{d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]",
                      "yes" if o["separated_intervals"] else "no", verdict])
-    return _table(["paper's ordering", "paired difference [95% CI]", "intervals separate", "here"], rows)
+    return _table(["paper's ordering", "metric", "paired difference [95% CI]", "intervals separate", "here"], rows)
 
 
 def vist_figures(summary: dict) -> dict:
@@ -94,7 +95,8 @@ def vist_figures(summary: dict) -> dict:
                     "value": v["mean"], "ci": [v["low"], v["high"]],
                     "paper": row.get("paper_R@1") if k == "R@1" else None}
     for o in summary["generation"]["orderings"]:
-        out["orderings"][f"{o['higher']} > {o['lower']}".replace("/", "_")] = bool(o["paired_holds"])
+        key = f"{o['higher']} > {o['lower']} ({o.get('metric', 'clip_similarity')})".replace("/", "_")
+        out["orderings"][key] = bool(o["paired_holds"])
     ratio = summary["retrieval"].get("gill_over_clip_text_R@1")
     if ratio is not None:
         out["retrieval"]["gill_over_clip_text_R1"] = ratio

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import resource
 import shutil
 import time
@@ -110,8 +111,12 @@ def make_optimizer(named: dict, train_cfg) -> torch.optim.AdamW:
 def fingerprint(profile, stage: str, frozen_names: dict, previous: str | None = None) -> str:
     """What a finished stage depends on: the recipe, the data, the frozen parts and the previous stage."""
     data = dataclasses.asdict(profile.world) if profile.uses_world else dataclasses.asdict(profile.data)
-    blob = {"stage": stage, "train": dataclasses.asdict(profile.train), "data": data, "frozen": frozen_names,
-            "previous": previous}
+    train = dataclasses.asdict(profile.train)
+    # only what changes this stage's result: its own step count, not the others' (nor which stage is final)
+    for key in ("stage_steps", "final_stage", "checkpoint_every"):
+        train.pop(key)
+    train["steps"] = steps_for(profile.train, stage)
+    blob = {"stage": stage, "train": train, "data": data, "frozen": frozen_names, "previous": previous}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -173,16 +178,17 @@ def train(model: GillModel, stage: str, frozen_parts, profile, out_dir, *, steps
         start = load_checkpoint(done[-1], model, opt, named)
         print(f"Resuming {stage} from {done[-1]} (step {start})")
     log_path = out_dir / LOG_FILE
-    kept = [r for r in read_log(log_path) if r["step"] < start]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    if acc.is_main_process:  # a resumed run keeps the log lines of the steps it does not redo
+        kept = [r for r in read_log(log_path) if r["step"] < start]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        log_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
     rank, world = acc.process_index, acc.num_processes
     model.train()
     last, t0, timed_from = {}, time.time(), start
     end = steps if stop_after is None else min(steps, stop_after)
     bar = tqdm(range(start, end), desc=f"GILL {stage}", disable=not (progress and acc.is_main_process),
                mininterval=5, initial=start, total=steps)
-    with open(log_path, "a") as log:
+    with open(log_path if acc.is_main_process else os.devnull, "a") as log:
         for step in bar:
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * lr_factor(step, cfg)
@@ -277,8 +283,13 @@ def train_stage(profile, stage: str, frozen_parts=None, *, progress: bool = True
     prev = PREVIOUS[stage]
     model = train_stage(profile, prev, frozen_parts, progress=progress) if prev else GillModel.build(frozen_parts, profile.train)
     summary = train(model, stage, frozen_parts, profile, out, fingerprint_=fp, progress=progress)
-    model.save_trainable(out, extra={"run": {**summary, "fingerprint": fp, "profile": profile.name}})
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # finished: the final weights are all that is needed
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.is_main_process:
+        model.save_trainable(out, extra={"run": {**summary, "fingerprint": fp, "profile": profile.name}})
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # finished: the final weights are all that is needed
+    state.wait_for_everyone()
     print(f"Trained {stage} in {summary['seconds']:.0f}s ({summary['steps']} steps); saved {out}")
     model.eval()
     return model

@@ -1,0 +1,106 @@
+"""GILL's stage figures at a profile (default tiny): captioning, [IMG0] emission, generation through the mapper,
+retrieval recall, and training throughput with and without the frozen-encoder caches.
+
+    .venv/bin/python bench/gill_stages.py [--profile tiny] [--n-generate 200] [--throughput-steps 30]
+
+Uses the trained stage-by-stage GILL (trains what is missing). Prints ``name: value`` lines; writes
+``runs/bench/gill_stages.json``. Targets (issue 4): captioning all-attribute accuracy >= 0.90 on held-out
+images; [IMG0] emission >= 0.95; generation within 10 points of the generator given the true caption;
+throughput with caches >= 2x without.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from gill_lite.config import REPO_ROOT, get_profile  # noqa: E402
+from gill_lite.io import atomic_write_json  # noqa: E402
+
+
+def throughput(profile, parts, steps: int) -> dict:
+    """Joint-stage steps/s with the feature caches against running the frozen encoders on every batch."""
+    from gill_lite.model import GillModel
+    from gill_lite.train.loop import train
+
+    out = {}
+    for use_cache in (True, False):
+        model = GillModel.build(parts, profile.train)
+        with tempfile.TemporaryDirectory() as tmp:
+            s = train(model, "joint", parts, profile, tmp, steps=steps, use_cache=use_cache, progress=False)
+        key = "cached" if use_cache else "uncached"
+        out[f"throughput.{key}.steps_per_s"] = s["steps_per_s"]
+        out[f"throughput.{key}.peak_memory_mb"] = s["peak_memory_mb"]
+    out["throughput.ratio"] = round(out["throughput.cached.steps_per_s"] / out["throughput.uncached.steps_per_s"], 2)
+    return out
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="tiny")
+    parser.add_argument("--n-generate", type=int, default=200, help="captions generated for the probe (x2 images)")
+    parser.add_argument("--throughput-steps", type=int, default=30)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from gill_lite.backbones import load_frozen_parts
+    from gill_lite.train import stage_dir, train_stage
+    from gill_lite.train.metrics import caption_accuracy, generation_accuracy, img_emission_share, retrieval_recall
+    from gill_lite.world.corpus import make_split
+
+    profile = get_profile(args.profile)
+    w = profile.world
+    parts = load_frozen_parts(profile)
+    figures = {"profile": profile.name, "threads": torch.get_num_threads()}
+    t0 = time.time()
+    model = train_stage(profile, "retrieval", parts)  # the staged chain: captioning -> img_tokens -> generation -> retrieval
+    figures["train_or_load_s"] = round(time.time() - t0, 1)
+    for stage in ("captioning", "img_tokens", "generation", "retrieval"):
+        import json
+
+        run = json.loads((stage_dir(profile, stage) / "gill_config.json").read_text()).get("run", {})
+        figures[f"train.{stage}.seconds"] = run.get("seconds")
+        figures[f"train.{stage}.steps"] = run.get("steps")
+        figures[f"train.{stage}.final_losses"] = run.get("last")
+
+    split = lambda name, n: make_split(name, n, w.seed, w.heldout_fraction, w.image_size)  # noqa: E731
+    heldout, test = split("heldout", w.n_heldout), split("test", w.n_test)
+
+    t = time.time()
+    acc, _ = caption_accuracy(model, heldout, w.image_size)
+    figures |= {f"captioning.heldout.{k}": round(v, 4) for k, v in acc.items()}
+    acc, _ = caption_accuracy(model, test[:500], w.image_size)
+    figures |= {f"captioning.test.{k}": round(v, 4) for k, v in acc.items()}
+    figures["captioning.eval_s"] = round(time.time() - t, 1)
+
+    figures["img0_emission.test"] = round(img_emission_share(model, [e.caption for e in test]), 4)
+    figures["img0_emission.heldout"] = round(img_emission_share(model, [e.caption for e in heldout]), 4)
+
+    t = time.time()
+    gen = generation_accuracy(model, parts.generator, test[: args.n_generate], seed=0)
+    figures |= {f"generation.gill.{k}": round(v, 4) for k, v in gen["gill"].items()}
+    figures |= {f"generation.ceiling.{k}": round(v, 4) for k, v in gen["ceiling"].items()}
+    figures["generation.gap_all_points"] = round(100 * (gen["ceiling"]["all"] - gen["gill"]["all"]), 1)
+    figures["generation.eval_s"] = round(time.time() - t, 1)
+
+    for name, pool in (("test", test[: profile.eval.retrieval_pool or len(test)]), ("heldout", heldout)):
+        r = retrieval_recall(model, pool, profile.eval.recall_at, w.image_size)
+        figures[f"retrieval.{name}.pool"] = len(pool)
+        figures |= {f"retrieval.{name}.{k}": round(v, 4) for k, v in r.items()}
+
+    figures |= throughput(profile, parts, args.throughput_steps)
+    for k, v in figures.items():
+        print(f"{k}: {v}")
+    atomic_write_json(REPO_ROOT / "runs" / "bench" / "gill_stages.json", figures)
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Build the stand-in frozen parts (the `tiny` ones once, committed; the `ci` ones in every CI run).
+
+    python -m gill_lite.backbones.build --profile tiny [--rebuild] [--only lm clip eval_clip generator]
+
+Each part goes to ``profile.resolve(profile.<part>.name_or_path)`` (``models/tiny/<part>`` at tiny,
+``<run_dir>/models/<part>`` at ci) with a MODEL_CARD.md; a part whose folder exists is skipped unless rebuilt.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+PARTS = ("lm", "clip", "eval_clip", "generator")
+_FIELD = {"lm": "lm", "clip": "image_encoder", "eval_clip": "eval_clip", "generator": "generator"}
+_MARKER = {"lm": "config.json", "clip": "open_clip_config.json", "eval_clip": "open_clip_config.json",
+           "generator": "model_index.json"}
+
+
+def standin_dir(profile, part: str) -> Path:
+    """Where a stand-in lives: relative names resolve under the repo (tiny) or the run dir (ci)."""
+    from gill_lite.config import REPO_ROOT
+
+    name = getattr(profile, _FIELD[part]).name_or_path
+    path = Path(name)
+    if path.is_absolute():
+        return path
+    if profile.name == "tiny" or (REPO_ROOT / path).exists():
+        return REPO_ROOT / path
+    return profile.run_dir / path
+
+
+def _built(folder: Path, part: str) -> bool:
+    return (folder / _MARKER[part]).is_file() and (folder / "MODEL_CARD.md").is_file()
+
+
+def build_standins(profile, parts=PARTS, rebuild: bool = False, log=print) -> dict:
+    """Pretrain the requested stand-ins (LM, CLIPs first: others need them early; the generator last)."""
+    import torch
+
+    from .generator import pretrain_generator
+    from .image_encoder import pretrain_clip
+    from .language_model import pretrain_language_model
+
+    if not profile.uses_world:
+        raise ValueError(f"profile {profile.name!r} uses hub models; stand-ins exist for ShapeStories profiles only")
+    figures = {}
+    for part in parts:
+        if part not in PARTS:
+            raise ValueError(f"unknown part {part!r}; parts: {PARTS}")
+        folder = standin_dir(profile, part)
+        if _built(folder, part) and not rebuild:
+            continue
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp = folder.with_name(folder.name + ".building")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        t0 = time.time()
+        log(f"building {part} -> {folder}")
+        torch.manual_seed(0)
+        if part == "lm":
+            figures[part] = pretrain_language_model(profile, tmp, log=log)
+        elif part == "generator":
+            figures[part] = pretrain_generator(profile, tmp, log=log)
+        else:
+            figures[part] = pretrain_clip(profile, _FIELD[part], tmp, log=log)
+        tmp.rename(folder)  # a half-built folder never looks finished
+        log(f"built {part} in {time.time() - t0:.0f}s")
+    return figures
+
+
+def ensure_standins(profile, rebuild: bool = False, log=print) -> dict:
+    """Build whatever stand-in is missing (all of them with ``rebuild``); a no-op for ``paper``."""
+    if not profile.uses_world:
+        return {}
+    return build_standins(profile, rebuild=rebuild, log=log)
+
+
+def main(argv=None) -> int:
+    import os
+
+    import torch
+
+    from gill_lite.config import get_profile
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default=None)
+    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--only", nargs="*", default=list(PARTS), choices=PARTS)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    profile = get_profile(args.profile)
+    build_standins(profile, parts=args.only, rebuild=args.rebuild, log=lambda m: print(m, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""The stage figures of notebooks 01-04 and `bench/gill_stages.py`, measured on ShapeStories ground truth.
+
+- `caption_accuracy`: attributes parsed back from generated captions of held-out images;
+- `img_emission_share`: share of captions after which ``[IMG0]`` is the greedy next token;
+- `generation_accuracy`: the attribute probe on images generated through the mapper, next to the generator
+  given the true caption (the ceiling);
+- `retrieval_recall`: text-to-image recall@k of the retrieval heads over an image pool.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+
+from ..world.attributes import ATTRIBUTES, COLOURS, KINDS, SIZES
+
+# Longest phrases first so "top left" wins over "top" and "left".
+_POSITION_PATTERNS = [
+    ("top left", r"top left"), ("top right", r"top right"), ("bottom left", r"bottom left"),
+    ("bottom right", r"bottom right"), ("top", r"\btop\b"), ("bottom", r"\bbottom\b"), ("left", r"\bleft\b"),
+    ("right", r"\bright\b"), ("middle", r"\bmiddle\b"),
+]
+
+
+def parse_caption(text: str) -> dict[str, str | None]:
+    """The first kind, colour, size and position words of a caption (None where absent), in the world's
+    vocabulary: ``parse_caption("A small red circle at the top left.")["position"] == "top left"``."""
+    text = text.lower()
+    out = {}
+    for attr, values in (("kind", KINDS), ("colour", COLOURS), ("size", SIZES)):
+        hits = [(m.start(), v) for v in values for m in [re.search(rf"\b{v}\b", text)] if m]
+        out[attr] = min(hits)[1] if hits else None
+    hits = []
+    for value, pattern in _POSITION_PATTERNS:
+        m = re.search(pattern, text)
+        if m and not any(m.start() >= s and m.end() <= e for s, e, _ in hits):
+            hits.append((m.start(), m.end(), value))
+    out["position"] = min(hits)[2] if hits else None
+    return out
+
+
+def _accuracy(predicted: list[dict], shapes) -> dict[str, float]:
+    n = max(len(shapes), 1)
+    acc = {a: sum(p[a] == getattr(s, a) for p, s in zip(predicted, shapes)) / n for a in ATTRIBUTES}
+    acc["all"] = sum(all(p[a] == getattr(s, a) for a in ATTRIBUTES) for p, s in zip(predicted, shapes)) / n
+    return acc
+
+
+def caption_accuracy(model, examples, image_size: int = 32, batch_size: int = 64):
+    """Generated captions of ``examples``' images and their attribute accuracy -> (accuracy dict, captions)."""
+    from ..inference import caption_images
+
+    captions = []
+    for i in range(0, len(examples), batch_size):
+        chunk = examples[i : i + batch_size]
+        captions += caption_images(model, [e.image(image_size) for e in chunk])
+    return _accuracy([parse_caption(c) for c in captions], [e.shape for e in examples]), captions
+
+
+def img_emission_share(model, captions) -> float:
+    """Share of ``captions`` after which [IMG0] is the greedy next token."""
+    from ..inference import img_emission
+
+    flags = img_emission(model, list(captions))
+    return sum(flags) / max(len(flags), 1)
+
+
+def generation_accuracy(model, generator, examples, seed: int = 0, batch_size: int = 64) -> dict:
+    """Probe accuracy of images generated from each caption's [IMG] states through the mapper, and of the
+    generator given the caption itself (the ceiling). Returns ``{"gill": {...}, "ceiling": {...}, "images": ...}``."""
+    from ..inference import generate_images, img_states_batch
+    from ..world.probe import attribute_accuracy
+
+    captions = [e.caption for e in examples]
+    shapes = [e.shape for e in examples]
+    gill, sd = [], []
+    for i in range(0, len(examples), batch_size):
+        states = img_states_batch(model, captions[i : i + batch_size])
+        gill.append(generate_images(model, generator, states, seed=seed + i))
+        sd.append(generator.generate_from_text(captions[i : i + batch_size], seed=seed + i))
+    gill, sd = np.concatenate(gill), np.concatenate(sd)
+    return {"gill": attribute_accuracy(gill, shapes), "ceiling": attribute_accuracy(sd, shapes),
+            "gill_images": gill, "ceiling_images": sd}
+
+
+def retrieval_recall(model, examples, ks=(1, 5, 10), image_size: int = 32, batch_size: int = 256) -> dict:
+    """Text-to-image recall@k: each caption's [IMG0] embedding against the images of all ``examples``."""
+    from ..inference import RetrievalIndex, img_states_batch, text_embeddings
+
+    images = np.stack([e.image(image_size) for e in examples])
+    index = RetrievalIndex.build(model, images, [e.id for e in examples], batch_size=batch_size)
+    queries = torch.cat([text_embeddings(model, img_states_batch(model, [e.caption for e in examples[i : i + batch_size]]))
+                         for i in range(0, len(examples), batch_size)])
+    scores = queries @ index.embeddings.t()
+    rank = (scores > scores.diag()[:, None]).sum(1)  # images scored above the true one
+    return {f"R@{k}": float((rank < k).float().mean()) for k in ks}
+
+
+@torch.no_grad()
+def next_token_table(model, texts, k: int = 5) -> list[list[tuple[str, float]]]:
+    """The ``k`` most likely next tokens (with probabilities) after each text, [IMG1..7] excluded."""
+    from ..inference import _padded_contexts
+
+    model.eval()
+    embeds, mask, lengths = _padded_contexts(model, list(texts))
+    _, logits, _ = model.lm_forward(embeds, attention_mask=mask)
+    last = logits[torch.arange(len(lengths)), lengths - 1].float()
+    last[:, list(model.img_ids[1:])] = float("-inf")
+    top = last.softmax(-1).topk(k, dim=-1)
+    tok = model.tokenizer
+    return [[(tok.convert_ids_to_tokens(int(i)), round(float(p), 3)) for p, i in zip(ps, ids)]
+            for ps, ids in zip(top.values, top.indices)]

@@ -1,0 +1,99 @@
+"""Write notebooks/07_dialogue.ipynb (no outputs).
+
+    .venv/bin/python notebooks/make_07_dialogue.py
+"""
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+PATH = Path(__file__).resolve().parent / "07_dialogue.ipynb"
+
+CELLS = [
+    new_markdown_cell("""# 07 · Talking to GILL: text and images in, text and images out
+
+GILL takes an **interleaved** list of texts and images and answers with text, and, when it emits `[IMG0]`,
+an image. The paper writes a conversation as `Q: ...` / `A: ...` lines; the model answers after `A:`.
+
+What happens for one answer (`gill_lite.chat.GillChat.respond`):
+1. the conversation becomes the model's input: texts tokenised (`BOS text`), images through the visual prefix;
+2. **greedy decoding with a KV cache**; `[IMG1..7]` can never be sampled, and once `[IMG0]` comes out all eight
+   `[IMG]` tokens are appended;
+3. the **decision classifier** (notebook 05) reads the `[IMG0]` state: *retrieve* or *generate*;
+4. **only the chosen path runs**: the retrieval head scores the `[IMG0]` state against an index of corpus images,
+   or the GillMapper turns the 8 `[IMG]` states into the generator's `prompt_embeds`. (The published code always
+   ran Stable Diffusion, even when it then showed the retrieved image.)
+
+The language model here is a small stand-in that read ShapeStories captions, stories and Q/A dialogues; do not
+expect wit. Whether it emits `[IMG0]` on its own is itself a result: `FORCE_IMAGE` appends the `[IMG]` tokens
+after its answer when it does not (as the VIST evaluation forces them), and each reply says which happened."""),
+    new_code_cell('PROFILE = "tiny"  # ci | tiny | paper (GILL_PROFILE wins)\nFORCE_IMAGE = True  # append [IMG0..7] after an answer that did not emit them\nSEED = 0',
+                  metadata={"tags": ["parameters"]}),
+    new_code_cell("""%matplotlib inline
+from gill_lite.chat import GillChat, world_index
+from gill_lite.config import notebook_profile
+from gill_lite.evaluate.runner import load_runner
+from gill_lite.plots import image_grid
+from gill_lite.widgets import ChatWidget
+from gill_lite.world.corpus import make_split
+
+profile = notebook_profile(PROFILE)
+print(profile.name)"""),
+    new_markdown_cell("""## GILL, its decision head, and the images it can retrieve
+The retrieval index holds the corpus's training images (the paper retrieves from CC3M, its training set)."""),
+    new_code_cell("""runner, parts = load_runner(profile)
+model = runner.model
+index, index_images, index_captions = world_index(model, profile, "train")
+chat = GillChat(model, parts, index, index_images, seed=SEED, force_image=FORCE_IMAGE)
+print(len(index), "images in the retrieval index")"""),
+    new_markdown_cell("""## A scripted conversation
+First a request for a combination the corpus shows (retrieval can answer it exactly), then a held-out
+combination no training image shows (only generation can), then an image from the user with a question."""),
+    new_code_cell("""def show(reply, title=""):
+    print(f"A: {reply.text!r}   ([IMG0] emitted by the model: {reply.emitted_img})")
+    for image, source, probs in reply.images:
+        print(f"   image: {source}; decision p(generate)={probs['generate']:.2f}, p(retrieve)={probs['retrieve']:.2f}")
+    return image_grid([i.image for i in reply.images], [f"{i.source}" for i in reply.images], size=2) if reply.images else None
+
+from gill_lite.world.captions import noun_phrase
+from gill_lite.world.corpus import heldout_shapes, train_shapes
+
+seen = train_shapes(profile.world.seed, profile.world.heldout_fraction)[0]
+novel = sorted(heldout_shapes(profile.world.seed, profile.world.heldout_fraction))[0]
+question = f"show me {noun_phrase(seen)}"
+print("Q:", question)
+show(chat.ask(question))"""),
+    new_code_cell("""question = f"and now {noun_phrase(novel)}"
+print("Q:", question, "(a held-out combination)")
+show(chat.ask(question))"""),
+    new_code_cell("""user_image = make_split("test", 1, profile.world.seed, profile.world.heldout_fraction, profile.world.image_size)[0]
+print("Q: [an image of:", user_image.caption, "] what is this?")
+show(chat.ask(user_image.image(profile.world.image_size), "what is this?", force_image=False))"""),
+    new_markdown_cell("""The whole conversation, as the model reads it (images shown as `<image>`):"""),
+    new_code_cell("""from gill_lite.chat import dialogue_prompt
+
+print("".join(x if isinstance(x, str) else "<image>\\n" for x in dialogue_prompt(chat.history)))"""),
+    new_markdown_cell("""## The chat widget
+Type a question, pick an image from the world (or upload one), press *send*; answers appear inline with their
+image, its source and the decision's probabilities. The cell below also drives it from code, so it runs headless
+(under CI) with a scripted conversation."""),
+    new_code_cell("""examples = make_split("test", 12, profile.world.seed, profile.world.heldout_fraction, profile.world.image_size)
+picker = {e.caption: e.image(profile.world.image_size) for e in examples}
+widget = ChatWidget(GillChat(model, parts, index, index_images, seed=SEED, force_image=FORCE_IMAGE), picker)
+widget.send("show me a large blue square in the middle")
+widget.send("what is this?", image=examples[0].image(profile.world.image_size), force_image=False)
+widget.widget"""),
+]
+
+
+def main():
+    nb = new_notebook(cells=CELLS, metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+    })
+    nbformat.write(nb, PATH)
+    print("wrote", PATH)
+
+
+if __name__ == "__main__":
+    main()

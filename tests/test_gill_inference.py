@@ -1,0 +1,91 @@
+"""GILL inference: KV-cache greedy decoding, the [IMG] rule, states, retrieval index, decision."""
+import numpy as np
+import pytest
+import torch
+
+from gill_fixtures import tiny_parts, tiny_train_cfg
+from gill_lite import inference as inf
+from gill_lite.model import GillModel
+from gill_lite.train.steps import img_forward
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def model():
+    parts = tiny_parts(layers=2)
+    return GillModel.build(parts, tiny_train_cfg())
+
+
+def favour_img_tokens(model, monkeypatch, bias_img0=20.0, bias_rest=50.0):
+    """Make [IMG1..7] the raw argmax and [IMG0] the best allowed token, to exercise the decoding rule."""
+    original = model.img_tokens.logits
+    bias = torch.full((len(model.img_ids),), bias_rest)
+    bias[0] = bias_img0
+
+    def biased(hidden, base):
+        out = original(hidden, base)
+        return out.index_add(-1, model.img_tokens.ids, bias.expand(*out.shape[:-1], -1).contiguous())
+
+    monkeypatch.setattr(model.img_tokens, "logits", biased)
+
+
+def test_kv_cache_decoding_equals_full_recompute(model):
+    embeds = inf.context_embeds(model, [np.zeros((16, 16, 3), np.uint8), "a red circle"]).unsqueeze(0)
+    embeds = torch.cat([embeds, embeds.flip(1)])  # two different prompts of equal length
+    with_cache = inf.greedy_decode(model, embeds, max_new_tokens=12, use_cache=True)
+    without = inf.greedy_decode(model, embeds, max_new_tokens=12, use_cache=False)
+    assert [r.ids for r in with_cache] == [r.ids for r in without]
+
+
+def test_img_rule_and_states_with_and_without_cache(model, monkeypatch):
+    favour_img_tokens(model, monkeypatch)
+    embeds = inf.context_embeds(model, "a small red circle").unsqueeze(0)
+    a = inf.greedy_decode(model, embeds, max_new_tokens=12, use_cache=True)[0]
+    b = inf.greedy_decode(model, embeds, max_new_tokens=12, use_cache=False)[0]
+    ids = model.img_ids
+    assert a.ids == b.ids == (ids + ids)[:12]  # never IMG1..7 first: IMG0 then the forced rest
+    assert len(a.img_states) == 1 and a.img_states[0].shape == (8, 32)
+    assert torch.allclose(a.img_states[0], b.img_states[0], atol=1e-5)
+    stop = inf.greedy_decode(model, embeds, max_new_tokens=30, stop_at_img=True)[0]
+    assert stop.ids == ids
+
+
+def test_img1_to_7_never_sampled(model, monkeypatch):
+    favour_img_tokens(model, monkeypatch, bias_img0=-50.0, bias_rest=50.0)  # IMG0 unlikely, IMG1..7 favoured
+    out = inf.greedy_decode(model, inf.context_embeds(model, "a blue").unsqueeze(0), max_new_tokens=10)[0]
+    assert not set(out.ids) & set(model.img_ids)
+    assert inf.emits_img(model, "a blue") is False
+
+
+def test_emits_img_matches_decoding(model, monkeypatch):
+    favour_img_tokens(model, monkeypatch)
+    assert inf.img_emission(model, ["a red circle.", "there is a"]) == [True, True]
+
+
+def test_img_states_equal_the_training_forward(model):
+    caption = "a large green square on the left."
+    states = inf.img_states(model, caption)
+    _, _, train_states = img_forward(model, [caption, "a much longer caption here, to pad the first one ."])
+    assert states.states.shape == (1, 8, 32) and states.embeds.shape == (8, 32)
+    assert torch.allclose(states.states[0], train_states[0], atol=1e-5)
+    batch = inf.img_states_batch(model, [caption, "x", [np.zeros((8, 8, 3), np.uint8), caption]])
+    assert torch.allclose(batch.states[0], states.states[0], atol=1e-5)
+
+
+def test_caption_generate_retrieve_decide(model, tmp_path):
+    images = np.random.default_rng(0).integers(0, 255, (5, 16, 16, 3), dtype=np.uint8)
+    captions = inf.caption_images(model, images[:2], max_new_tokens=5)
+    assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
+    states = inf.img_states_batch(model, ["a red circle.", "a blue square."])
+    out = inf.generate_images(model, model.parts.generator, states, seed=0)
+    assert out.dtype == np.uint8 and out.shape[0] == 2
+    index = inf.RetrievalIndex.build(model, images, [f"im{i}" for i in range(5)])
+    index.save(tmp_path / "index.safetensors")
+    loaded = inf.RetrievalIndex.load(tmp_path / "index.safetensors")
+    assert loaded.ids == index.ids and torch.equal(loaded.embeddings, index.embeddings)
+    top = inf.retrieve(model, loaded, states, k=3, exclude=[["im0"], []])
+    assert len(top) == 2 and len(top[0]) == 3 and "im0" not in [i for i, _ in top[0]]
+    assert top[1][0][1] >= top[1][1][1]
+    p = inf.decide(model, inf.img_states(model, "a red circle."))
+    assert set(p) == {"generate", "retrieve"} and p["generate"] + p["retrieve"] == pytest.approx(1.0)

@@ -1,0 +1,98 @@
+"""GILL's training loop: schedule, batches, caches, resume bit for bit, finished stages found again."""
+import json
+
+import pytest
+import torch
+
+from gill_fixtures import tiny_parts
+from gill_lite.config import get_profile
+from gill_lite.model import GillModel
+from gill_lite.train import loop
+from gill_lite.train.caches import image_features
+from gill_lite.train.data import CaptionSet
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("GILL_RUNS_DIR", str(tmp_path))
+    return tmp_path
+
+
+def small_profile(**train):
+    base = {"steps": 8, "batch_size": 8, "checkpoint_every": 4, "mapper_d_model": 16, "mapper_ffn": 32,
+            "retrieval_dim": 8, "warmup_steps": 2, "decay_every": 3}
+    return get_profile("ci", train={**base, **train}, world={"n_train": 40})
+
+
+def test_lr_schedule():
+    cfg = small_profile(warmup_steps=4, decay_every=10, decay_factor=0.1).train
+    assert [loop.lr_factor(s, cfg) for s in (0, 3, 4, 13, 14, 24)] == pytest.approx([0.25, 1.0, 1.0, 1.0, 0.1, 0.01])
+
+
+def test_batches_cover_each_epoch_once():
+    rows = torch.cat([loop.batch_indices(10, 4, s, seed=3) for s in range(5)])
+    assert sorted(rows[:10].tolist()) == list(range(10)) and sorted(rows[10:20].tolist()) == list(range(10))
+    assert torch.equal(loop.batch_indices(10, 4, 2, 3), loop.batch_indices(10, 4, 2, 3))
+
+
+def test_feature_cache_is_computed_once(runs):
+    calls = []
+    parts = tiny_parts()
+    data = CaptionSet("toy", ["a", "b", "c"], ["x", "y", "z"],
+                      lambda idx: torch.full((len(idx), 8, 8, 3), 100, dtype=torch.uint8).numpy())
+    enc = parts.image_encoder
+    orig = enc.encode
+    enc.encode = lambda im: (calls.append(len(im)), orig(im))[1]
+    a = image_features(data, enc, runs / "cache", batch_size=2)
+    b = image_features(data, enc, runs / "cache", batch_size=2)
+    assert calls == [2, 1] and torch.equal(a[[0, 2]], b[[0, 2]]) and a[[1]].shape == (1, 24)
+    shards = image_features(data, enc, runs / "cache2", batch_size=2, shard_size=2, in_memory_bytes=0)
+    assert torch.allclose(shards[[2, 0, 1]], a[[2, 0, 1]])
+
+
+def test_resume_is_bit_for_bit(runs):
+    parts = tiny_parts()
+    prof = small_profile()
+    straight = GillModel.build(parts, prof.train)
+    loop.train(straight, "joint", parts, prof, runs / "a", progress=False, fingerprint_="x")
+    first = GillModel.build(parts, prof.train)
+    loop.train(first, "joint", parts, prof, runs / "b", stop_after=4, progress=False, fingerprint_="x")
+    assert [r["step"] for r in loop.read_log(runs / "b")] == [0, 1, 2, 3]
+    resumed = GillModel.build(parts, prof.train)  # a fresh process would rebuild from scratch
+    summary = loop.train(resumed, "joint", parts, prof, runs / "b", progress=False, fingerprint_="x")
+    assert summary["finished"]
+    log_a, log_b = loop.read_log(runs / "a"), loop.read_log(runs / "b")
+    assert [r["step"] for r in log_b] == list(range(8))
+    assert [r["loss"] for r in log_a] == [r["loss"] for r in log_b]
+    sa, sb = straight.trainable_state_dict(), resumed.trainable_state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_train_stage_finds_finished_checkpoint(runs, capsys):
+    parts = tiny_parts()
+    prof = small_profile(steps=3)
+    model = loop.train_stage(prof, "img_tokens", parts, progress=False)
+    config = json.loads((runs / "ci" / "gill" / "img_tokens" / "gill_config.json").read_text())
+    assert config["run"]["finished"] and config["frozen"]["lm"] == "fake-opt"
+    assert (runs / "ci" / "gill" / "captioning" / "trainable.safetensors").exists()  # the stage it starts from
+    capsys.readouterr()
+    again = loop.train_stage(prof, "img_tokens", parts, progress=False)
+    assert "Found finished checkpoint" in capsys.readouterr().out
+    assert torch.equal(again.img_tokens.rows, model.img_tokens.rows)
+    # the captioning stage's prefix is carried into the img_tokens checkpoint unchanged
+    cap = GillModel.from_trainable(runs / "ci" / "gill" / "captioning", parts)
+    assert torch.equal(cap.prefix.proj.weight, again.prefix.proj.weight)
+    # another recipe is another configuration: trained again
+    loop.train_stage(small_profile(steps=4), "captioning", parts, progress=False)
+    assert "training captioning again" in capsys.readouterr().out
+
+
+def test_losses_fall(runs):
+    parts = tiny_parts()
+    prof = small_profile(steps=40, lr=3e-3)
+    model = GillModel.build(parts, prof.train)
+    loop.train(model, "generation", parts, prof, runs / "g", progress=False)
+    log = loop.read_log(runs / "g")
+    assert sum(r["gen"] for r in log[-5:]) < sum(r["gen"] for r in log[:5])
