@@ -52,7 +52,8 @@ def main(argv=None) -> dict:
 
     from gill_lite.backbones import load_frozen_parts
     from gill_lite.train import stage_dir, train_stage
-    from gill_lite.train.metrics import caption_accuracy, generation_accuracy, img_emission_share, retrieval_recall
+    from gill_lite.train.metrics import (caption_accuracy, generation_accuracy, img_emission_share, retrieval_ceiling,
+                                         retrieval_recall)
     from gill_lite.world.corpus import make_split
 
     profile = get_profile(args.profile)
@@ -94,6 +95,7 @@ def main(argv=None) -> dict:
         r = retrieval_recall(model, pool, profile.eval.recall_at, w.image_size)
         figures[f"retrieval.{name}.pool"] = len(pool)
         figures |= {f"retrieval.{name}.{k}": round(v, 4) for k, v in r.items()}
+        figures |= {f"retrieval.{name}.ceiling.{k}": round(v, 4) for k, v in retrieval_ceiling(pool, profile.eval.recall_at).items()}
 
     figures |= throughput(profile, parts, args.throughput_steps)
     for k, v in figures.items():

@@ -37,7 +37,7 @@ def lines(summary: dict, prefix: str = "") -> dict:
         out[f"{prefix}ceiling_best_expected.{setting}.all"] = c["best_expected"]["all"]
     for o in summary["generation"].get("orderings", []):
         d = o["paired_difference"]
-        key = f"{prefix}ordering.{o['higher']}>{o['lower']}"
+        key = f"{prefix}ordering.{o['metric']}.{o['higher']}>{o['lower']}"
         out[key] = o["paired_holds"]
         out[f"{key}.diff"], out[f"{key}.diff_low"], out[f"{key}.diff_high"] = d["mean"], d["low"], d["high"]
     for name, row in summary.get("retrieval", {}).get("settings", {}).items():

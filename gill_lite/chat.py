@@ -37,10 +37,10 @@ class Reply:
     emitted_img: bool = False
 
 
-def dialogue_prompt(history) -> list:
+def dialogue_prompt(history, answer_next: bool = True) -> list:
     """The model input for a conversation: strings are user turns (``Q: ...``; a string already starting with
     ``Q:`` is kept as it is), `Reply` items are model turns (``A: ...``), images stay where they are; turns are
-    joined by newlines and the input ends with ``A:`` so the model answers next."""
+    joined by newlines and, with ``answer_next``, the input ends with ``A:`` so the model answers next."""
     items: list = []
     text_lines: list[str] = []
 
@@ -61,7 +61,8 @@ def dialogue_prompt(history) -> list:
         else:
             flush()
             items.append(np.asarray(item))
-    text_lines.append("A:")
+    if answer_next:
+        text_lines.append("A:")
     flush()
     return items
 
@@ -116,6 +117,11 @@ class GillChat:
 
     def reset(self) -> None:
         self.history.clear()
+
+
+def transcript(history) -> str:
+    """A conversation as text, images shown as ``<image>`` (for printing)."""
+    return "\n".join(x if isinstance(x, str) else "<image>" for x in dialogue_prompt(history, answer_next=False))
 
 
 def _append_text(prompt: list, text: str) -> list:

@@ -12,6 +12,7 @@ COMMANDS = [
     ("report", "gill_lite.report_cli", "rewrite runs/P/REPORT.md (and the README results at tiny) from results.json"),
     ("train", "gill_lite.train.cli", "train GILL: the paper's joint recipe (--stage joint) or one stage of notebooks 01-04"),
     ("eval", "gill_lite.evaluate.cli", "evaluate GILL: `eval vist` runs the VIST protocols on any SIS story file"),
+    ("standins", "gill_lite.backbones.cli", "build the stand-in frozen parts (LM, CLIPs, generator) with model cards"),
 ]
 
 

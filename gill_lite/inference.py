@@ -253,19 +253,30 @@ class RetrievalIndex:
         feats = torch.cat([encode_images(model, images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
         return cls.from_features(model, feats, ids)
 
+    MAX_METADATA_IDS = 8 << 20  # safetensors headers are capped (100 MB): larger id lists go to a sidecar JSON
+
     def save(self, path) -> Path:
-        from .io import atomic_save_file
+        """One safetensors file (``embeddings``; ids in its metadata, or in ``<path>.ids.json`` when huge)."""
+        from .io import atomic_save_file, atomic_write_json
 
         path = Path(path)
-        atomic_save_file({"embeddings": self.embeddings.float()}, path, metadata={"ids": json.dumps(self.ids)})
+        ids = json.dumps(self.ids)
+        if len(ids) <= self.MAX_METADATA_IDS:
+            atomic_save_file({"embeddings": self.embeddings.float()}, path, metadata={"ids": ids})
+        else:
+            atomic_write_json(path.with_name(path.name + ".ids.json"), self.ids, indent=None)
+            atomic_save_file({"embeddings": self.embeddings.float()}, path, metadata={"ids_file": path.name + ".ids.json"})
         return path
 
     @classmethod
     def load(cls, path) -> "RetrievalIndex":
         from safetensors import safe_open
 
+        path = Path(path)
         with safe_open(str(path), framework="pt") as f:
-            return cls(json.loads(f.metadata()["ids"]), f.get_tensor("embeddings"))
+            meta = f.metadata() or {}
+            ids = json.loads(meta["ids"]) if "ids" in meta else json.loads((path.parent / meta["ids_file"]).read_text())
+            return cls(ids, f.get_tensor("embeddings"))
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -161,3 +161,8 @@ def image_rows(rows: dict, titles=None, size: float = 1.3):
             if r == 0 and titles is not None and c < len(titles):
                 ax.set_title(textwrap.fill(str(titles[c]), 18), fontsize=6)
     return fig
+
+
+def generator_samples(truth, generated, captions, size: float = 1.3):
+    """Generated images under the ground-truth renders of the same captions (the stand-in generator's figure)."""
+    return image_rows({"ground truth": truth, "generated": generated}, titles=captions, size=size)

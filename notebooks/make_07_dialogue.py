@@ -70,9 +70,9 @@ show(chat.ask(question))"""),
 print("Q: [an image of:", user_image.caption, "] what is this?")
 show(chat.ask(user_image.image(profile.world.image_size), "what is this?", force_image=False))"""),
     new_markdown_cell("""The whole conversation, as the model reads it (images shown as `<image>`):"""),
-    new_code_cell("""from gill_lite.chat import dialogue_prompt
+    new_code_cell("""from gill_lite.chat import transcript
 
-print("".join(x if isinstance(x, str) else "<image>\\n" for x in dialogue_prompt(chat.history)))"""),
+print(transcript(chat.history))"""),
     new_markdown_cell("""## The chat widget
 Type a question, pick an image from the world (or upload one), press *send*; answers appear inline with their
 image, its source and the decision's probabilities. The cell below also drives it from code, so it runs headless

@@ -120,3 +120,11 @@ def test_uploaded_image_decodes_fileupload_values():
     value = ({"name": "x.png", "type": "image/png", "size": 1, "content": memoryview(buf.getvalue())},)
     assert uploaded_image(value).shape == (5, 5, 3)
     assert uploaded_image(()) is None
+
+
+def test_transcript_shows_the_conversation_without_a_pending_answer():
+    from gill_lite.chat import ChatImage, transcript
+
+    img = np.zeros((4, 4, 3), np.uint8)
+    text = transcript(["show me", Reply("here.", [ChatImage(img, "generated", {})]), img, "what is it?", Reply("a circle.")])
+    assert text == "Q: show me\nA: here.\n<image>\n<image>\nQ: what is it?\nA: a circle."

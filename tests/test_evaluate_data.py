@@ -3,7 +3,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from gill_lite.evaluate.stories import sis_stories
@@ -53,12 +52,13 @@ def test_sis_fixture_loads_with_probed_shapes(tmp_path):
     stories, skipped = sis_stories(json_path, images, 32, probe=True)
     assert skipped == [] and len(stories) == 2
     from gill_lite.world.stories import make_stories
+    from gill_lite.world.text import word_tokens
 
     truth = make_stories(2, seed=0)
     for s, t in zip(stories, truth):
         assert s.images.shape == (5, 32, 32, 3)
         assert s.shape == t.final  # the probe reads renders exactly
-        assert s.captions[-1] == " ".join(__import__("gill_lite.world.text", fromlist=["x"]).word_tokens(t.captions[-1]))
+        assert s.captions[-1] == " ".join(word_tokens(t.captions[-1]))  # SIS "text": lowercased, tokenised
 
 
 def test_missing_and_broken_images_are_reported_not_replaced(tmp_path):
@@ -123,3 +123,20 @@ def test_cli_runs_the_protocols_with_a_model(tmp_path, monkeypatch):
     assert gen["gill/captions_images"]["attributes"]["all"]["mean"] == 1.0
     assert r["retrieval"]["settings"]["gill/captions_images"]["R@1"]["mean"] == 1.0
     assert r["retrieval"]["pool_size"] == 30
+
+
+def test_evaluation_never_reads_what_training_reads():
+    """VIST stories come from the "eval" stream; dialogues from indices past those the LM stand-in read."""
+    from gill_lite.config import get_profile
+    from gill_lite.evaluate.dialogue import world_dialogue_items
+    from gill_lite.evaluate.stories import world_stories
+    from gill_lite.world.dialogue import make_dialogues
+
+    profile = get_profile("ci")
+    stories = world_stories(profile, 5)
+    assert all(s.id.startswith("eval-") for s in stories)
+    items = world_dialogue_items(profile, 5)
+    assert all(int(i.id.split("-")[1]) >= profile.world.n_dialogues for i in items)
+    lm_read = {d.id for d in make_dialogues(profile.world.n_dialogues, profile.world.seed, profile.world.image_size)}
+    assert not lm_read & {i.id for i in items}
+    assert all(i.text.startswith("Q: ") for i in items)  # Q/A rounds only, as GILL's VisDial evaluation

@@ -96,3 +96,16 @@ def test_attribute_scores_on_renders():
     assert list(hits["all"]) == [1, 0, 0]
     assert list(hits["colour"]) == [1, 0, 0]
     assert list(hits["kind"]) == [1, 1, 0]  # a blank image scores nothing
+
+
+def test_lpips_is_paper_only_and_says_how_to_install_it():
+    import importlib.util
+
+    from gill_lite.config import get_profile
+    from gill_lite.evaluate.metrics import lpips_distance
+
+    assert get_profile("paper").eval.lpips and not get_profile("tiny").eval.lpips
+    if importlib.util.find_spec("lpips") is not None:
+        pytest.skip("lpips is installed here; its weights would need a download")
+    with pytest.raises(ImportError, match=r"gill-lite\[paper\]"):
+        lpips_distance(np.zeros((1, 8, 8, 3), np.uint8), np.zeros((1, 8, 8, 3), np.uint8))

@@ -84,6 +84,11 @@ def test_caption_generate_retrieve_decide(model, tmp_path):
     index.save(tmp_path / "index.safetensors")
     loaded = inf.RetrievalIndex.load(tmp_path / "index.safetensors")
     assert loaded.ids == index.ids and torch.equal(loaded.embeddings, index.embeddings)
+    big = inf.RetrievalIndex(index.ids, index.embeddings)
+    big.MAX_METADATA_IDS = 1  # forces the sidecar path
+    big.save(tmp_path / "big.safetensors")
+    assert (tmp_path / "big.safetensors.ids.json").exists()
+    assert inf.RetrievalIndex.load(tmp_path / "big.safetensors").ids == index.ids
     top = inf.retrieve(model, loaded, states, k=3, exclude=[["im0"], []])
     assert len(top) == 2 and len(top[0]) == 3 and "im0" not in [i for i, _ in top[0]]
     assert top[1][0][1] >= top[1][1][1]

@@ -56,8 +56,8 @@ class _FakeModel:
     bos_id = 1
     device = torch.device("cpu")
 
-    def tokenize(self, text):
-        return [10 + len(w) for w in text.split()]
+    def tokenize_batch(self, texts):
+        return [[10 + len(w) for w in text.split()] for text in texts]
 
     def embed_tokens(self, ids):
         return ids.float()[:, None].expand(-1, 2)

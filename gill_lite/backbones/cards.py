@@ -54,3 +54,11 @@ def update_model_card(folder, figures: dict, samples: list[str] | None = None) -
         card["samples"] = samples
     atomic_write_json(path, card)
     atomic_write_text(Path(folder) / "MODEL_CARD.md", _render(card))
+
+
+def card_summary(folder) -> str:
+    """Title, training line and measured figures of a stand-in's card, as a few lines of text."""
+    card = json.loads((Path(folder) / "model_card.json").read_text())
+    lines = [card["title"], f"  training: {card['recipe']}", f"  data: {card['data']}"]
+    lines += [f"  {k}: {v}" for k, v in card["figures"].items()]
+    return "\n".join(lines)

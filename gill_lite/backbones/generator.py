@@ -132,7 +132,7 @@ def load_generator(profile, device: str | None = None) -> ImageGenerator:
             f"`gill_lite.backbones.ensure_standins(profile)` (profile {profile.name!r})"
         )
     pipe = StableDiffusionPipeline.from_pretrained(
-        source, torch_dtype=getattr(torch, cfg.dtype), safety_checker=None, requires_safety_checker=False,
+        source, dtype=getattr(torch, cfg.dtype), safety_checker=None, requires_safety_checker=False,
         **({"local_files_only": True} if local else {}),
     )
     for part in (pipe.unet, pipe.vae, pipe.text_encoder):
@@ -161,12 +161,15 @@ def tiny_clip_model(cfg, vocab_size: int, image_size: int):
 
 
 def tiny_unet(cfg, image_size: int):
-    """A stock `UNet2DConditionModel` in pixel space; cross-attention below full resolution only (CPU cost)."""
+    """A stock `UNet2DConditionModel` in pixel space; cross-attention at the coarse levels only (CPU cost)."""
     from diffusers import UNet2DConditionModel
 
     ch = tuple(cfg.unet_channels)
-    down = ("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (len(ch) - 1)
-    up = ("CrossAttnUpBlock2D",) * (len(ch) - 1) + ("UpBlock2D",)
+    attn = tuple(cfg.unet_cross_attention)
+    if len(attn) != len(ch):
+        raise ValueError(f"unet_cross_attention {attn} needs one flag per level of unet_channels {ch}")
+    down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attn)
+    up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn))
     return UNet2DConditionModel(
         sample_size=image_size, in_channels=3, out_channels=3, block_out_channels=ch, down_block_types=down,
         up_block_types=up, layers_per_block=cfg.unet_layers_per_block, cross_attention_dim=cfg.text_width,
@@ -270,30 +273,43 @@ def generator_accuracy(generator: ImageGenerator, examples, seed: int = 0) -> di
     return {k: round(v, 4) for k, v in attribute_accuracy(images, [e.shape for e in examples]).items()}
 
 
-def pretrain_generator(profile, out_dir, log=print) -> dict:
-    """Build the stand-in pipeline: pretrain + freeze the text encoder, train the pixel UNet, save, evaluate."""
+def pretrain_generator(profile, out_dir, log=print, resume_from=None) -> dict:
+    """Build the stand-in pipeline: pretrain + freeze the text encoder, train the pixel UNet, save, evaluate.
+
+    ``resume_from`` (a stand-in generator folder): keep its text encoder and tokenizer and continue training
+    its (EMA) UNet for another schedule, instead of starting from scratch.
+    """
     import copy
+    import json
 
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
+    from transformers import CLIPTextModel
 
     from .worlddata import to_unit_tensor, world_grid
 
     cfg = profile.generator
     size = profile.world.image_size
     grid = world_grid(size)
-    clip, tokenizer, figures = pretrain_text_encoder(cfg, size, grid, log=log)
-    text_encoder = clip.text_model if hasattr(clip.text_model, "config") else None
-    if text_encoder is None or type(text_encoder).__name__ != "CLIPTextModel":
-        from transformers import CLIPTextModel
-
-        text_encoder = CLIPTextModel(clip.config.text_config)
-        text_encoder.text_model.load_state_dict(clip.text_model.state_dict())
-    text_encoder.requires_grad_(False).eval()
     train_sched, sample_sched = schedulers()
-    torch.manual_seed(cfg.seed)
-    unet = tiny_unet(cfg, size)
+    if resume_from is None:
+        clip, tokenizer, figures = pretrain_text_encoder(cfg, size, grid, log=log)
+        # a standalone CLIPTextModel with the pretrained text tower's weights (SD's text encoder class)
+        text_encoder = CLIPTextModel(clip.config.text_config)
+        getattr(text_encoder, "text_model", text_encoder).load_state_dict(clip.text_model.state_dict())  # 4.x nests
+        torch.manual_seed(cfg.seed)
+        unet = tiny_unet(cfg, size)
+        previous_steps = 0
+    else:
+        old = load_generator(_with_generator_path(profile, resume_from)).pipeline
+        text_encoder, tokenizer, unet = old.text_encoder, old.tokenizer, old.unet
+        card = json.loads((Path(resume_from) / "model_card.json").read_text())["figures"]
+        figures = {k: v for k, v in card.items() if k.startswith("text_encoder_")}
+        previous_steps = int(card.get("unet_steps", 0))
+        unet.requires_grad_(True)
+        torch.manual_seed(cfg.seed + previous_steps)
+    text_encoder.requires_grad_(False).eval()
     ema = copy.deepcopy(unet).requires_grad_(False)
     pipe = build_pipeline(ema, text_encoder, tokenizer, sample_sched)
 
@@ -308,7 +324,7 @@ def pretrain_generator(profile, out_dir, log=print) -> dict:
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
     total, budget = cfg.unet_train_steps, cfg.unet_train_minutes * 60
     warmup = max(1, min(200, total // 20))
-    rng = torch.Generator().manual_seed(cfg.seed)
+    rng = torch.Generator().manual_seed(cfg.seed + previous_steps)
     alphas = train_sched.alphas_cumprod
     unet.train()
     t0 = time.time()
@@ -340,7 +356,8 @@ def pretrain_generator(profile, out_dir, log=print) -> dict:
         opt.step()
         opt.zero_grad(set_to_none=True)
         with torch.no_grad():
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))  # warm-up so early EMA is not all init
+            # EMA warm-up so early averages are not all initialisation (a resumed run starts from a good EMA)
+            decay = cfg.ema_decay if previous_steps else min(cfg.ema_decay, (1 + step) / (10 + step))
             for pe, p in zip(ema.parameters(), unet.parameters()):
                 pe.lerp_(p, 1 - decay)
         step += 1
@@ -359,7 +376,9 @@ def pretrain_generator(profile, out_dir, log=print) -> dict:
     for split, examples in generator_eval_sets(profile.world, n_eval).items():
         for k, v in generator_accuracy(loaded, examples, seed=cfg.seed).items():
             figures[f"{split}_{k}"] = v
-    figures |= {"unet_steps": step, "unet_train_seconds": round(unet_s, 1)}
+    figures |= {"unet_steps": previous_steps + step, "unet_train_seconds": round(unet_s, 1)}
+    if previous_steps:
+        figures["unet_resumed_after_steps"] = previous_steps
     n_unet = sum(p.numel() for p in unet.parameters())
     write_model_card(
         out_dir, title="Image generator stand-in (diffusers StableDiffusionPipeline, pixel space)",
@@ -371,7 +390,8 @@ def pretrain_generator(profile, out_dir, log=print) -> dict:
                 f"contrastive, {cfg.text_pretrain_steps} steps of batch {cfg.text_batch_size} (each combination once), "
                 f"AdamW {cfg.text_lr}; its text tower frozen as the pipeline's text encoder. "
                 f"2. UNet ({n_unet / 1e6:.2f}M) v-prediction on precomputed text states, batch {cfg.batch_size}, "
-                f"AdamW {cfg.lr} cosine, EMA {cfg.ema_decay}, {cfg.uncond_prob:.0%} empty captions, {step} steps "
+                f"AdamW {cfg.lr} cosine, EMA {cfg.ema_decay}, {cfg.uncond_prob:.0%} empty captions, "
+                f"{f'{previous_steps} steps, then (resumed from the EMA weights) ' if previous_steps else ''}{step} steps "
                 f"({unet_s / 60:.1f} min CPU), seed {cfg.seed}. Sampling: DDIM {cfg.num_inference_steps} steps, "
                 f"guidance {cfg.guidance_scale}, `output_type='latent'` (pixel space)."),
         figures=figures | {"note": f"probe accuracy on images generated from {n_eval} held-out captions per split"},

@@ -85,7 +85,7 @@ class ImageEncoder:
             batch = [np.asarray(im.convert("RGB"), dtype=np.uint8)[None] for im in images]
         out = []
         for arr in batch:
-            x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div(255.0)
+            x = torch.from_numpy(np.array(arr, copy=True)).permute(0, 3, 1, 2).float().div(255.0)
             h, w = x.shape[-2:]
             s = self.image_size
             if (h, w) != (s, s):

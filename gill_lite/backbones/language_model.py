@@ -4,11 +4,12 @@ Both load through the same call, ``AutoModelForCausalLM.from_pretrained(name_or_
 folder written by ``save_pretrained``, exactly like a hub snapshot.
 
 What GILL reads from it: the input embeddings (``model.get_input_embeddings()``), the last-layer hidden states
-*after* the final layer norm, and the hidden size. In transformers 5 an OPT decoder appends its hidden states
-to ``all_hidden_states`` after each layer and then once more after ``final_layer_norm``, so
-``model(ids, output_hidden_states=True).hidden_states[-1]`` is the normalised state (the one the LM head
-reads), with ``len(hidden_states) == num_layers + 1``. ``tests/test_backbones_lm.py`` checks this against a
-manual ``final_layer_norm`` on the last layer's output.
+*after* the final layer norm, and the hidden size. In transformers 5 (as in 4.x) an OPT decoder records the
+input of every layer (the embeddings, then each layer's output) and, after the loop, the output of
+``final_layer_norm``; the last layer's raw output is not recorded. So with ``output_hidden_states=True``,
+``len(hidden_states) == num_layers + 1`` and ``hidden_states[-1]`` is the normalised state the LM head reads.
+``tests/test_backbones_lm.py`` checks this against ``final_layer_norm`` applied by hand to the last layer's
+output (captured with a hook), and that ``lm_head`` of it gives the logits.
 """
 from __future__ import annotations
 

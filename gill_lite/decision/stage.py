@@ -146,14 +146,15 @@ def confident_set(collection: Collection, labels):
 
 def choice_shares(head, features, categories) -> dict:
     """How often the trained head picks retrieval for corpus prompts and generation for novel ones (all
-    collected prompts, confident or not)."""
+    collected prompts, confident or not); a category without prompts is left out."""
     from .classifier import predict_labels
 
     pred = predict_labels(head, features)
     out = {}
     for category, wanted, key in (("corpus", "ret", "retrieval_share_corpus"), ("novel", "gen", "generation_share_novel")):
         picks = [p for p, c in zip(pred, categories) if c == category]
-        out[key] = float(np.mean([p == wanted for p in picks])) if picks else float("nan")
+        if picks:  # PartiPrompts have other categories: then there is nothing to report (and NaN is not JSON)
+            out[key] = float(np.mean([p == wanted for p in picks]))
     return out
 
 

@@ -133,6 +133,10 @@ class GillModel(nn.Module):
         """Token ids of ``text`` without special tokens (BOS is added explicitly where the spec puts it)."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def tokenize_batch(self, texts: list[str]) -> list[list[int]]:
+        """`tokenize` for several texts in one tokenizer call."""
+        return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+
     def map_states(self, img_states: torch.Tensor) -> torch.Tensor:
         """The mapper on ``(N, n_img, lm_dim)`` [IMG] states -> ``(N, max_length, text_width)`` prompt embeds."""
         return self.mapper(img_states.float(), self.img_embeds().float().unsqueeze(0))

@@ -111,3 +111,14 @@ def next_token_table(model, texts, k: int = 5) -> list[list[tuple[str, float]]]:
     tok = model.tokenizer
     return [[(tok.convert_ids_to_tokens(int(i)), round(float(p), 3)) for p, i in zip(ps, ids)]
             for ps, ids in zip(top.values, top.indices)]
+
+
+def retrieval_ceiling(examples, ks=(1, 5, 10)) -> dict:
+    """Expected recall@k of an oracle that knows each query's attributes but not the pixel jitter: the true image
+    ties with the ``m`` pool images of the same attributes, so R@k = mean(min(1, k / m)). Captions only name
+    attributes, so this bounds any text-to-image retriever on ShapeStories pools."""
+    from collections import Counter
+
+    counts = Counter(e.shape for e in examples)
+    n = max(len(examples), 1)
+    return {f"R@{k}": sum(min(1.0, k / counts[e.shape]) for e in examples) / n for k in ks}

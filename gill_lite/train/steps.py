@@ -36,15 +36,19 @@ def caption_inputs(model, prefix: torch.Tensor, captions: list[str], concat_frac
     device = prefix.device
     n_pairs = int(round(concat_fraction * len(captions))) // 2
     groups = [(2 * i, 2 * i + 1) for i in range(n_pairs)] + [(i,) for i in range(2 * n_pairs, len(captions))]
+    # one tokenizer call and one embedding lookup for the whole batch, then split per example
+    texts = model.tokenize_batch(captions)
+    ids = [torch.tensor([model.bos_id] + t[: max_text_len - 1]) for t in texts]
+    flat = model.embed_tokens(torch.cat(ids).to(device)).to(prefix.dtype)
+    token_embeds = flat.split([len(i) for i in ids])
     embeds, labels = [], []
     for group in groups:
         parts_e, parts_l = [], []
         for i in group:
-            ids = torch.tensor([model.bos_id] + model.tokenize(captions[i])[: max_text_len - 1], device=device)
-            parts_e += [prefix[i], model.embed_tokens(ids).to(prefix.dtype)]
-            parts_l += [torch.full((prefix.shape[1] + 1,), IGNORE, device=device), ids[1:]]
+            parts_e += [prefix[i], token_embeds[i]]
+            parts_l += [torch.full((prefix.shape[1] + 1,), IGNORE), ids[i][1:]]
         embeds.append(torch.cat(parts_e))
-        labels.append(torch.cat(parts_l))
+        labels.append(torch.cat(parts_l).to(device))
     mask = _pad([torch.ones(len(l), dtype=torch.long, device=device) for l in labels], 0)
     return _pad(embeds, 0.0), mask, _pad(labels, IGNORE)
 
@@ -53,8 +57,8 @@ def img_inputs(model, captions: list[str], max_text_len: int = 32):
     """Token ids, attention mask, labels and [IMG] positions for ``BOS caption [IMG0..7]``."""
     n_img = len(model.img_ids)
     ids, labels, positions = [], [], []
-    for caption in captions:
-        text = model.tokenize(caption)[: max(max_text_len - 1 - n_img, 1)]
+    for text in model.tokenize_batch(captions):
+        text = text[: max(max_text_len - 1 - n_img, 1)]
         seq = [model.bos_id, *text, *model.img_ids]
         lab = [IGNORE, *text, model.img_ids[0]] + [IGNORE] * (n_img - 1)
         ids.append(torch.tensor(seq))

@@ -1,0 +1,54 @@
+"""Quality of the stand-in frozen parts: LM perplexity, CLIP recall, generator attribute accuracy, probe.
+
+    .venv/bin/python bench/standins.py [--profile tiny] [--no-cards]
+
+Prints ``name: value`` lines (greedy LM samples after them), writes ``runs/bench/standins.json`` and, for the
+committed ``tiny`` stand-ins, records the figures in each folder's model card.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from gill_lite.config import REPO_ROOT, get_profile  # noqa: E402
+from gill_lite.io import atomic_write_json  # noqa: E402
+
+
+def main(argv=None) -> dict:
+    import torch
+
+    from gill_lite.backbones import load_frozen_parts, standin_dir
+    from gill_lite.backbones.cards import update_model_card
+    from gill_lite.backbones.evaluate import card_figures, measure_standins
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default=os.environ.get("GILL_PROFILE", "tiny"))
+    parser.add_argument("--no-cards", action="store_true", help="do not update the model cards")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    profile = get_profile(args.profile)
+    parts = load_frozen_parts(profile, build_missing=profile.name == "ci")
+    small = profile.name == "ci"
+    figures, samples = measure_standins(parts, profile, n_text=40 if small else 200, n_clip=100 if small else 500,
+                                        n_gen=16 if small else 216)
+    for key, value in figures.items():
+        print(f"{key}: {value}")
+    print("\nLM greedy samples:")
+    for s in samples["lm_greedy"]:
+        print(f"  {s!r}")
+    atomic_write_json(REPO_ROOT / "runs" / "bench" / "standins.json", {"profile": profile.name, **figures, "samples": samples})
+    if profile.name == "tiny" and not args.no_cards:
+        for part, figs in card_figures(figures).items():
+            update_model_card(standin_dir(profile, part), {f"bench: {k}": v for k, v in figs.items()},
+                              samples=samples["lm_greedy"] if part == "lm" else None)
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The ci stand-ins are built from scratch (training code exercised end to end), then loaded as frozen parts."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from gill_lite.config import get_profile
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _quick_ci():
+    # the ci profile with even fewer steps: this test checks the plumbing, CI's notebooks use the ci values
+    return get_profile("ci", lm={"pretrain_steps": 3}, image_encoder={"pretrain_steps": 2},
+                       eval_clip={"pretrain_steps": 2},
+                       generator={"text_pretrain_steps": 2, "unet_train_steps": 2})
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    old = os.environ.get("GILL_RUNS_DIR")
+    os.environ["GILL_RUNS_DIR"] = str(runs)
+    torch.set_num_threads(1)
+    from gill_lite.backbones import ensure_standins
+
+    profile = _quick_ci()
+    figures = ensure_standins(profile, log=lambda m: None)
+    yield profile, figures
+    if old is None:
+        os.environ.pop("GILL_RUNS_DIR")
+    else:
+        os.environ["GILL_RUNS_DIR"] = old
+
+
+def test_ci_standins_are_built_with_cards(built):
+    from gill_lite.backbones import standin_dir
+
+    profile, figures = built
+    assert set(figures) == {"lm", "clip", "eval_clip", "generator"}
+    for part in figures:
+        folder = standin_dir(profile, part)
+        assert folder.parent == profile.run_dir / "models"
+        card = json.loads((folder / "model_card.json").read_text())
+        assert card["figures"] and (folder / "MODEL_CARD.md").read_text().startswith("# ")
+        assert not list(folder.rglob("*.bin")) and not list(folder.rglob("*.pt*"))  # safetensors only
+    assert {"perplexity_captions", "perplexity_stories"} <= set(figures["lm"])
+    assert {"test_all", "heldout_all", "test_position"} <= set(figures["generator"])
+    assert "test_recall_at_1" in figures["clip"]
+
+
+def test_second_call_builds_nothing(built):
+    from gill_lite.backbones import ensure_standins
+
+    profile, _ = built
+    assert ensure_standins(profile, log=lambda m: None) == {}
+
+
+def test_load_frozen_parts_gives_consistent_shapes(built):
+    from gill_lite.backbones import load_frozen_parts
+
+    profile, _ = built
+    parts = load_frozen_parts(profile, build_missing=False)
+    assert parts.lm.hidden_size == profile.lm.hidden_size
+    assert parts.image_encoder.hidden_size == profile.image_encoder.width
+    assert (parts.generator.max_length, parts.generator.text_width) == (profile.generator.max_length, profile.generator.text_width)
+    images = np.zeros((2, 32, 32, 3), np.uint8)
+    assert parts.image_encoder.encode(images).shape == (2, profile.image_encoder.width)
+    assert parts.eval_clip.embed_images(images).shape == (2, profile.eval_clip.embed_dim)
+    names = parts.config_names
+    assert len(set(names.values())) == 4 and all(names.values())
+    # the two CLIPs are trained separately: different weights
+    a = parts.image_encoder.model.visual.proj
+    b = parts.eval_clip.model.visual.proj
+    assert a.shape == b.shape and not torch.equal(a, b)
+
+
+def test_paper_profile_never_builds():
+    from gill_lite.backbones import build_standins, ensure_standins
+
+    paper = get_profile("paper")
+    assert ensure_standins(paper) == {}
+    with pytest.raises(ValueError, match="hub models"):
+        build_standins(paper)
