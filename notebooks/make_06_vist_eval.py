@@ -85,7 +85,9 @@ determines that attribute). The colour after an image-only recolouring, for exam
 setting (c) can know it."""),
     new_code_cell("""display(Markdown(attribute_table(summary)))"""),
     new_markdown_cell("""## Contextual retrieval
-Recall@k of the true last image (paper R@1 beside it; our target: GILL at least twice text-only CLIP).
+Recall@k of the true last image (paper R@1 beside it; our target: GILL at least twice text-only CLIP). FROMAGe
+(GILL's predecessor, R@1 18.2% in the paper) is not rebuilt here; GILL with the captions only stands in as the
+"no images" ablation.
 `duplicate_targets` counts stories whose last image has a pixel-identical twin elsewhere in the pool (recall
 counts only the target's own id, as the paper's does)."""),
     new_code_cell("""display(Markdown(retrieval_table(summary)))

@@ -35,8 +35,12 @@ def _built(folder: Path, part: str) -> bool:
     return (folder / _MARKER[part]).is_file() and (folder / "MODEL_CARD.md").is_file()
 
 
-def build_standins(profile, parts=PARTS, rebuild: bool = False, log=print) -> dict:
-    """Pretrain the requested stand-ins (LM, CLIPs first: others need them early; the generator last)."""
+def build_standins(profile, parts=PARTS, rebuild: bool = False, log=print, resume_generator: bool = False) -> dict:
+    """Pretrain the requested stand-ins (LM, CLIPs first: others need them early; the generator last).
+
+    ``resume_generator``: continue training an existing generator's UNet (same text encoder) for another
+    schedule of ``profile.generator`` steps/minutes, replacing the folder when done.
+    """
     import torch
 
     from .generator import pretrain_generator
@@ -50,9 +54,10 @@ def build_standins(profile, parts=PARTS, rebuild: bool = False, log=print) -> di
         if part not in PARTS:
             raise ValueError(f"unknown part {part!r}; parts: {PARTS}")
         folder = standin_dir(profile, part)
-        if _built(folder, part) and not rebuild:
+        resume = resume_generator and part == "generator" and _built(folder, part)
+        if _built(folder, part) and not (rebuild or resume):
             continue
-        if folder.exists():
+        if folder.exists() and not resume:
             shutil.rmtree(folder)
         tmp = folder.with_name(folder.name + ".building")
         if tmp.exists():
@@ -63,9 +68,11 @@ def build_standins(profile, parts=PARTS, rebuild: bool = False, log=print) -> di
         if part == "lm":
             figures[part] = pretrain_language_model(profile, tmp, log=log)
         elif part == "generator":
-            figures[part] = pretrain_generator(profile, tmp, log=log)
+            figures[part] = pretrain_generator(profile, tmp, log=log, resume_from=folder if resume else None)
         else:
             figures[part] = pretrain_clip(profile, _FIELD[part], tmp, log=log)
+        if resume:
+            shutil.rmtree(folder)
         tmp.rename(folder)  # a half-built folder never looks finished
         log(f"built {part} in {time.time() - t0:.0f}s")
     return figures
@@ -91,10 +98,15 @@ def main(argv=None) -> int:
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--only", nargs="*", default=list(PARTS), choices=PARTS)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--resume-generator", action="store_true", help="continue training the existing generator")
+    parser.add_argument("--unet-minutes", type=float, default=None, help="override generator.unet_train_minutes")
+    parser.add_argument("--unet-lr", type=float, default=None, help="override generator.lr")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    profile = get_profile(args.profile)
-    build_standins(profile, parts=args.only, rebuild=args.rebuild, log=lambda m: print(m, flush=True))
+    overrides = {k: v for k, v in (("unet_train_minutes", args.unet_minutes), ("lr", args.unet_lr)) if v is not None}
+    profile = get_profile(args.profile, **({"generator": overrides} if overrides else {}))
+    build_standins(profile, parts=args.only, rebuild=args.rebuild, log=lambda m: print(m, flush=True),
+                   resume_generator=args.resume_generator)
     return 0
 
 
