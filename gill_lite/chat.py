@@ -6,8 +6,9 @@ cache, in `gill_lite.inference`); when the model emits ``[IMG0]``, all eight ``[
 the decision classifier reads the ``[IMG0]`` state, and ONLY the chosen path runs: retrieval from the index,
 or the mapper + generator (the published code always ran Stable Diffusion, even when retrieval was shown).
 
-    chat = GillChat(model, parts, index)
-    reply = chat.ask("Q: show me a small red circle at the top left")   # keeps the history
+    index, images, _ = world_index(model, profile)          # what it may retrieve (the training images)
+    chat = GillChat(model, parts, index, images)
+    reply = chat.ask("show me a small red circle at the top left")   # keeps the history
     reply.text, reply.images[0].source, reply.images[0].probabilities
 """
 from __future__ import annotations

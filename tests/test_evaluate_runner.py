@@ -69,7 +69,8 @@ def test_vist_protocols_run_on_a_real_gill(gill):
     assert batched.shape[:2] == (2, 8)
     assert torch.allclose(batched[1], single[0], atol=1e-5)  # padding in a batch changes nothing
     summary, gen, ret = evaluate_vist(runner, parts, stories, get_profile("ci").eval, progress=False)
-    assert set(gen.clip) == {"gill/last_caption", "gill/captions", "gill/captions_images", "sd/last_caption", "sd/captions"}
+    assert set(gen.clip) == {"gill/last_caption", "gill/captions", "gill/captions_images", "sd/last_caption", "sd/captions",
+                             "sd/oracle"}
     assert all(np.isfinite(v).all() and len(v) == 5 for v in gen.clip.values())
     assert set(ret.ranks) == {"gill/captions_images", "gill/captions", "clip_text/captions"}
     assert all(((r >= 0) & (r < 25 - 4)).all() for r in ret.ranks.values())

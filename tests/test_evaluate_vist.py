@@ -142,3 +142,14 @@ def test_story_results_figure_has_a_row_per_story():
     ret = evaluate_retrieval(runner, Flatten(), stories, progress=False)
     fig = story_results_figure(stories, gen, ret, n=4)
     assert len([ax for ax in fig.axes if ax.images]) == 2 * (5 + 5 + 1)
+
+
+def test_oracle_prompt_is_the_true_description_of_the_last_frame():
+    from gill_lite.world.captions import caption_shape
+    from gill_lite.world.stories import make_stories
+
+    stories = [from_world_story(s, 32) for s in make_stories(3, seed=0)]
+    runner = FakeRunner(stories)
+    res = evaluate_generation(runner, Flatten(32 * 32 * 3), stories, progress=False, oracle=True)
+    assert "sd/oracle" in res.clip and "sd/oracle" in res.attributes
+    assert runner.prompts[-3:] == [caption_shape(s.shape, 0) for s in stories]

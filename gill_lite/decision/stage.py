@@ -71,6 +71,24 @@ def corpus_index(profile, model, parts):
     return RetrievalIndex(list(dataset.ids), torch.cat([c.embeddings for c in chunks])), dataset
 
 
+def frozen_fingerprint(profile) -> str:
+    """A short hash of the frozen parts' local folders (file names, sizes, modification times): a rebuilt
+    stand-in (same config, new weights) makes new images, so it needs a new collection. Hub ids hash as names."""
+    import hashlib
+    import os
+
+    h = hashlib.sha1()
+    for cfg in (profile.lm, profile.image_encoder, profile.generator):
+        path = Path(profile.resolve(cfg.name_or_path))
+        h.update(str(cfg.name_or_path).encode())
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                if f.is_file():
+                    st = os.stat(f)
+                    h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
 def collect_for_profile(profile, model, parts, prompts=None, progress: bool = True) -> Collection:
     """Find-or-build the profile's collection under ``<run_dir>/decision/collection`` (resumable)."""
     from .collect import collect_decisions, model_fingerprint
@@ -81,7 +99,8 @@ def collect_for_profile(profile, model, parts, prompts=None, progress: bool = Tr
     index, dataset = corpus_index(profile, model, parts)
     collector = GillCollector(model, parts, index, dataset)
     return collect_decisions(prompts, decision_root(profile) / "collection", collector, seed=profile.decision.seed,
-                             batch_size=profile.decision.collect_batch_size, fingerprint=model_fingerprint(model),
+                             batch_size=profile.decision.collect_batch_size,
+                             fingerprint=f"{model_fingerprint(model)}-{frozen_fingerprint(profile)}",
                              progress=progress)
 
 

@@ -13,6 +13,7 @@ SETTING_TITLES = {
     "captions": "5 captions",
     "captions_images": "5 captions + 4 images",
     "dialogue": "Q/A dialogue",
+    "oracle": "true description of the last frame (upper bound)",
 }
 # The text-to-image baseline reads only text: settings (a) and (b).
 BASELINE_SETTINGS = ("last_caption", "captions")

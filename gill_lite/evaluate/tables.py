@@ -31,7 +31,8 @@ def generation_table(summary: dict) -> str:
         setting = name.split("/", 1)[1]
         acc = _ci(row["attributes"]["all"], pct=True) if "attributes" in row else "-"
         c = ceil.get(setting, {})
-        ceiling = (f"{100 * c['determined']['all']:.0f}% / {100 * c['best_expected']['all']:.0f}%" if c else "-")
+        ceiling = (f"{100 * c['determined']['all']:.0f}% / {100 * c['best_expected']['all']:.0f}%" if c else
+                   "100% / 100%" if setting == "oracle" else "-")
         rows.append([_title(name), _ci(row["clip_similarity"]), f"{paper:.3f}" if paper else "-", acc, ceiling])
     header = ["model, input", "CLIP similarity [95% CI]", "paper", "all attributes right",
               "ceiling (determined / best expected)"]

@@ -109,11 +109,14 @@ def evaluate_generation(
     lpips: bool = False,
     n_examples: int = 4,
     progress: bool = True,
+    oracle: bool = False,
 ) -> GenerationResults:
     """Generate every story's last image under each setting (GILL) and each baseline setting (generator on
     text), then score it against the true last image.
 
     probe: score attributes with the world's probe (default: when every story knows its last shape).
+    oracle: also run the generator on the true description of the last frame (``sd/oracle``, ShapeStories
+    only): what any route through this generator can reach at best, so the ceilings can be read against it.
     """
     if not stories:
         raise ValueError("no stories to evaluate")
@@ -121,6 +124,10 @@ def evaluate_generation(
     jobs.update({f"sd/{s}": [baseline_prompt(st.captions, s) for st in stories] for s in baselines})
     shapes = [s.shape for s in stories]
     probe = all(x is not None for x in shapes) if probe is None else probe
+    if oracle and all(x is not None for x in shapes):
+        from gill_lite.world.captions import caption_shape
+
+        jobs["sd/oracle"] = [caption_shape(x, 0) for x in shapes]
     return generate_and_score(
         runner, eval_clip, jobs, np.stack([s.last_image for s in stories]), [s.id for s in stories],
         shapes if probe else None, seed, batch_size, lpips, n_examples, progress, desc="vist generation",

@@ -1,0 +1,29 @@
+"""The stage figures' parsing and ceilings (no model needed)."""
+from gill_lite.train.metrics import _accuracy, parse_caption, retrieval_ceiling
+from gill_lite.world.attributes import Shape
+from gill_lite.world.captions import SINGLE_TEMPLATES, caption_shape
+from gill_lite.world.corpus import make_split
+
+
+def test_parse_caption_reads_every_template_back():
+    shape = Shape("triangle", "yellow", "large", "bottom right")
+    for t in range(len(SINGLE_TEMPLATES)):
+        assert parse_caption(caption_shape(shape, t)) == shape.to_dict()
+    for pos in ("top", "left", "middle", "top left"):
+        assert parse_caption(caption_shape(shape.replace(position=pos), 0))["position"] == pos
+    assert parse_caption("a circle") == {"kind": "circle", "colour": None, "size": None, "position": None}
+
+
+def test_accuracy_counts_all_attributes_together():
+    shapes = [Shape("circle", "red", "small", "top"), Shape("square", "blue", "large", "left")]
+    predicted = [parse_caption("a small red circle at the top."), parse_caption("a large blue circle on the left.")]
+    acc = _accuracy(predicted, shapes)
+    assert acc["kind"] == 0.5 and acc["colour"] == 1.0 and acc["all"] == 0.5
+
+
+def test_retrieval_ceiling():
+    examples = make_split("test", 50)
+    c = retrieval_ceiling(examples, (1, 50))
+    assert c["R@50"] == 1.0 and 0 < c["R@1"] <= 1.0
+    unique = {e.shape: e for e in examples}.values()
+    assert retrieval_ceiling(list(unique), (1,))["R@1"] == 1.0
