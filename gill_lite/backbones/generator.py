@@ -300,13 +300,14 @@ def pretrain_generator(profile, out_dir, log=print, resume_from=None) -> dict:
         getattr(text_encoder, "text_model", text_encoder).load_state_dict(clip.text_model.state_dict())  # 4.x nests
         torch.manual_seed(cfg.seed)
         unet = tiny_unet(cfg, size)
-        previous_steps = 0
+        previous_steps, previous_recipe = 0, None
     else:
         old = load_generator(_with_generator_path(profile, resume_from)).pipeline
         text_encoder, tokenizer, unet = old.text_encoder, old.tokenizer, old.unet
         card = json.loads((Path(resume_from) / "model_card.json").read_text())["figures"]
         figures = {k: v for k, v in card.items() if k.startswith("text_encoder_")}
         previous_steps = int(card.get("unet_steps", 0))
+        previous_recipe = json.loads((Path(resume_from) / "model_card.json").read_text())["recipe"]
         unet.requires_grad_(True)
         torch.manual_seed(cfg.seed + previous_steps)
     text_encoder.requires_grad_(False).eval()
@@ -386,18 +387,26 @@ def pretrain_generator(profile, out_dir, log=print, resume_from=None) -> dict:
                                   "image_size": size, "scheduler": "DDIM (trailing), squaredcos_cap_v2, v_prediction"},
         data=f"world grid: all {len(grid.shapes)} combinations x {images.shape[1]} jitters x {n_cap} caption templates "
              "(as SD was trained on far more than GILL's corpus, it can draw GILL's held-out combinations)",
-        recipe=(f"1. tiny CLIPModel (text {cfg.text_layers} layers d{cfg.text_width}, vision {cfg.vision_layers} layers) "
-                f"contrastive, {cfg.text_pretrain_steps} steps of batch {cfg.text_batch_size} (each combination once), "
-                f"AdamW {cfg.text_lr}; its text tower frozen as the pipeline's text encoder. "
-                f"2. UNet ({n_unet / 1e6:.2f}M) v-prediction on precomputed text states, batch {cfg.batch_size}, "
-                f"AdamW {cfg.lr} cosine, EMA {cfg.ema_decay}, {cfg.uncond_prob:.0%} empty captions, "
-                f"{f'{previous_steps} steps, then (resumed from the EMA weights) ' if previous_steps else ''}{step} steps "
-                f"({unet_s / 60:.1f} min CPU), seed {cfg.seed}. Sampling: DDIM {cfg.num_inference_steps} steps, "
-                f"guidance {cfg.guidance_scale}, `output_type='latent'` (pixel space)."),
+        recipe=_recipe(cfg, n_unet, step, unet_s, previous_recipe),
         figures=figures | {"note": f"probe accuracy on images generated from {n_eval} held-out captions per split"},
     )
     log(f"generator: {figures}")
     return figures
+
+
+def _recipe(cfg, n_unet: int, steps: int, seconds: float, previous: str | None) -> str:
+    """The card's training paragraph; a resumed run appends its continuation to the previous one."""
+    sampling = (f" Sampling: DDIM {cfg.num_inference_steps} steps, guidance {cfg.guidance_scale}, "
+                "`output_type='latent'` (pixel space).")
+    if previous:
+        return (previous.split(" Sampling:")[0] + f" Resumed from the EMA weights: {steps} more steps, AdamW "
+                f"{cfg.lr} cosine ({seconds / 60:.1f} min CPU)." + sampling)
+    return (f"1. tiny CLIPModel (text {cfg.text_layers} layers d{cfg.text_width}, vision {cfg.vision_layers} layers) "
+            f"contrastive, {cfg.text_pretrain_steps} steps of batch {cfg.text_batch_size} (each combination once), "
+            f"AdamW {cfg.text_lr}; its text tower frozen as the pipeline's text encoder. "
+            f"2. UNet ({n_unet / 1e6:.2f}M) v-prediction on precomputed text states, batch {cfg.batch_size}, "
+            f"AdamW {cfg.lr} cosine, EMA {cfg.ema_decay}, {cfg.uncond_prob:.0%} empty captions, {steps} steps "
+            f"({seconds / 60:.1f} min CPU), seed {cfg.seed}." + sampling)
 
 
 def _with_generator_path(profile, path):

@@ -72,7 +72,7 @@ def corpus_index(profile, model, parts):
 
 
 def frozen_fingerprint(profile) -> str:
-    """A short hash of the frozen parts' local folders (file names, sizes, modification times): a rebuilt
+    """A short hash of the frozen parts' local weight files (names, sizes, modification times): a rebuilt
     stand-in (same config, new weights) makes new images, so it needs a new collection. Hub ids hash as names."""
     import hashlib
     import os
@@ -83,7 +83,7 @@ def frozen_fingerprint(profile) -> str:
         h.update(str(cfg.name_or_path).encode())
         if path.is_dir():
             for f in sorted(path.rglob("*")):
-                if f.is_file():
+                if f.is_file() and f.suffix in (".safetensors", ".bin"):  # weights only: cards get re-rendered
                     st = os.stat(f)
                     h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
