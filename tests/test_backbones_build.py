@@ -84,3 +84,19 @@ def test_paper_profile_never_builds():
     assert ensure_standins(paper) == {}
     with pytest.raises(ValueError, match="hub models"):
         build_standins(paper)
+
+
+def test_generator_resume_continues_the_unet_only(built):
+    from gill_lite.backbones import build_standins, load_generator, standin_dir
+
+    profile, _ = built
+    before = load_generator(profile)
+    figures = build_standins(profile, parts=("generator",), resume_generator=True, log=lambda m: None)["generator"]
+    after = load_generator(profile)
+    assert figures["unet_steps"] == 2 * profile.generator.unet_train_steps
+    assert figures["unet_resumed_after_steps"] == profile.generator.unet_train_steps
+    for a, b in zip(before.pipeline.text_encoder.parameters(), after.pipeline.text_encoder.parameters()):
+        assert torch.equal(a, b)
+    assert any(not torch.equal(a, b) for a, b in zip(before.pipeline.unet.parameters(), after.pipeline.unet.parameters()))
+    assert after.config_name == before.config_name  # same frozen part for GILL: targets unchanged
+    assert "Resumed" in json.loads((standin_dir(profile, "generator") / "model_card.json").read_text())["recipe"]
