@@ -24,20 +24,27 @@ from gill_lite.config import REPO_ROOT, get_profile  # noqa: E402
 from gill_lite.io import atomic_write_json  # noqa: E402
 
 
-def throughput(profile, parts, steps: int) -> dict:
-    """Joint-stage steps/s with the feature caches against running the frozen encoders on every batch."""
+def throughput(profile, parts, steps: int, stages=("joint", "generation")) -> dict:
+    """Steps/s with the feature caches against running the frozen encoders (and, for ShapeStories, the renderer)
+    on every batch, for the joint stage and for the generation stage. Wall-clock and per CPU-second (the latter
+    is what to compare on a shared machine); cached and uncached runs alternate to share the same load."""
     from gill_lite.model import GillModel
     from gill_lite.train.loop import train
 
     out = {}
-    for use_cache in (True, False):
-        model = GillModel.build(parts, profile.train)
-        with tempfile.TemporaryDirectory() as tmp:
-            s = train(model, "joint", parts, profile, tmp, steps=steps, use_cache=use_cache, progress=False)
-        key = "cached" if use_cache else "uncached"
-        out[f"throughput.{key}.steps_per_s"] = s["steps_per_s"]
-        out[f"throughput.{key}.peak_memory_mb"] = s["peak_memory_mb"]
-    out["throughput.ratio"] = round(out["throughput.cached.steps_per_s"] / out["throughput.uncached.steps_per_s"], 2)
+    for stage in stages:
+        for use_cache in (True, False, True, False):
+            model = GillModel.build(parts, profile.train)
+            with tempfile.TemporaryDirectory() as tmp:
+                s = train(model, stage, parts, profile, tmp, steps=steps, use_cache=use_cache, progress=False)
+            key = f"throughput.{stage}.{'cached' if use_cache else 'uncached'}"
+            for name in ("steps_per_s", "steps_per_cpu_s"):
+                out.setdefault(f"{key}.{name}", []).append(s[name])
+            out[f"{key}.peak_rss_mb"] = s["peak_memory_mb"]
+        for name in ("steps_per_s", "steps_per_cpu_s"):
+            c, u = (max(out[f"throughput.{stage}.{k}.{name}"]) for k in ("cached", "uncached"))
+            out[f"throughput.{stage}.cached.{name}"], out[f"throughput.{stage}.uncached.{name}"] = c, u
+            out[f"throughput.{stage}.ratio.{name}"] = round(c / u, 2)
     return out
 
 
@@ -46,6 +53,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--profile", default="tiny")
     parser.add_argument("--n-generate", type=int, default=200, help="captions generated for the probe (x2 images)")
     parser.add_argument("--throughput-steps", type=int, default=30)
+    parser.add_argument("--only", choices=("all", "quality", "throughput"), default="all",
+                        help="measure only the stage figures or only the throughput (merged into the JSON)")
     args = parser.parse_args(argv)
 
     import torch
@@ -59,7 +68,18 @@ def main(argv=None) -> dict:
     profile = get_profile(args.profile)
     w = profile.world
     parts = load_frozen_parts(profile)
+    out_path = REPO_ROOT / "runs" / "bench" / "gill_stages.json"
     figures = {"profile": profile.name, "threads": torch.get_num_threads()}
+    if args.only == "throughput":
+        import json
+
+        old = json.loads(out_path.read_text()) if out_path.exists() else {}
+        figures = {**{k: v for k, v in old.items() if not k.startswith("throughput.")}, **figures,
+                   **throughput(profile, parts, args.throughput_steps)}
+        for k, v in figures.items():
+            print(f"{k}: {v}")
+        atomic_write_json(out_path, figures)
+        return figures
     t0 = time.time()
     model = train_stage(profile, "retrieval", parts)  # the staged chain: captioning -> img_tokens -> generation -> retrieval
     figures["train_or_load_s"] = round(time.time() - t0, 1)
@@ -97,10 +117,11 @@ def main(argv=None) -> dict:
         figures |= {f"retrieval.{name}.{k}": round(v, 4) for k, v in r.items()}
         figures |= {f"retrieval.{name}.ceiling.{k}": round(v, 4) for k, v in retrieval_ceiling(pool, profile.eval.recall_at).items()}
 
-    figures |= throughput(profile, parts, args.throughput_steps)
+    if args.only == "all":
+        figures |= throughput(profile, parts, args.throughput_steps)
     for k, v in figures.items():
         print(f"{k}: {v}")
-    atomic_write_json(REPO_ROOT / "runs" / "bench" / "gill_stages.json", figures)
+    atomic_write_json(out_path, figures)
     return figures
 
 

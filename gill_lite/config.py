@@ -146,8 +146,8 @@ class DecisionConfig:
     """The generate-or-retrieve classifier and its judged data."""
 
     n_judges: int = 5
-    judge_noise: float = 0.15
-    judge_tie: float = 0.1  # a judge calls two images "the same" below this score difference (decision/judges.py)
+    judge_noise: float = 0.25
+    judge_tie: float = 0.15  # a judge calls two images "the same" below this score difference (decision/judges.py)
     judge_lapse: float = 0.05  # chance of an arbitrary vote
     judge_clip_weight: float = 0.15  # weight of the evaluation-CLIP difference next to the attribute probe
     collect_batch_size: int = 32  # prompts per batch when collecting generated/retrieved images
@@ -155,6 +155,8 @@ class DecisionConfig:
     steps: int = 2000
     lr: float = 1e-3
     dropout: float = 0.5
+    standardize: bool = True  # train on standardised [IMG0] states, folded back into the Linear (decision/classifier.py)
+    balanced: bool = True  # class-weighted loss (the metric is macro F1); both False = the published recipe
     seed: int = 0
 
 

@@ -224,3 +224,39 @@ def test_decision_plots_draw():
     assert len(fig.axes[0].lines) == 4  # train, val, our ceiling, the paper's
     fig = plots.label_counts_plot({"gen": 3, "ret": 2, "dropped": 1}, {"gen": 592, "ret": 319, "dropped": 721})
     assert len(fig.axes[0].patches) == 6
+
+
+def test_standardised_training_folds_back_into_a_plain_head():
+    from gill_lite.model.decision import DecisionHead
+
+    x, labels = _toy()
+    x = x * 0.1 + 15.0  # a large common offset, small spread: like real LM states
+    head = DecisionHead(16)
+    classifier.train_decision_head(head, x[:200], labels[:200], steps=300, lr=1e-2, progress=False, standardize=True)
+    assert isinstance(head.fc, torch.nn.Linear)  # still Dropout + Linear, reading raw states
+    assert classifier.evaluate(head, x[200:], labels[200:])["macro_f1"] > 0.95
+    # folding is exact: the folded head on x equals the unfolded head on the standardised x
+    mean, scale = x[:200].mean(0), x[:200].std(0)
+    w, b = head.fc.weight.detach().clone(), head.fc.bias.detach().clone()
+    unfolded = (w * scale) @ ((x[200:] - mean) / scale).T + (b + (w * scale) @ (mean / scale))[:, None]
+    assert torch.allclose(head.eval()(x[200:]), unfolded.T, atol=1e-4)
+    with pytest.raises(ValueError):
+        classifier.fold_standardization(torch.nn.Sequential(torch.nn.Linear(16, 4), torch.nn.Linear(4, 2)),
+                                        torch.zeros(16), torch.ones(16))
+
+
+def test_balanced_loss_finds_the_rare_class():
+    from gill_lite.model.decision import DecisionHead
+
+    g = torch.Generator().manual_seed(0)
+    n = 600
+    y = (torch.rand(n, generator=g) < 0.1).long()  # 10% "ret"
+    x = torch.randn(n, 8, generator=g)
+    x[:, 0] += 1.2 * (2 * y.float() - 1)  # overlapping classes
+    labels = [judges.LABELS[i] for i in y.tolist()]
+    scores = {}
+    for balanced in (False, True):
+        head = DecisionHead(8)
+        classifier.train_decision_head(head, x[:400], labels[:400], steps=400, lr=1e-2, progress=False, balanced=balanced)
+        scores[balanced] = classifier.evaluate(head, x[400:], labels[400:])["macro_f1"]
+    assert scores[True] > scores[False]

@@ -1,7 +1,9 @@
 """Train GILL's decision head (``Dropout(0.5)`` + ``Linear``) on the ``[IMG0]`` states of confident prompts.
 
 As in the paper and the published notebook: full-batch AdamW (lr 1e-3, no weight decay), ``steps`` steps, the
-first ``n_train`` confident examples train and the rest validate; macro F1 on the validation part. Class ids
+first ``n_train`` confident examples train and the rest validate; macro F1 on the validation part. Two options
+(``DecisionConfig.standardize`` / ``.balanced``, on by default; both off = the published recipe) change how the
+head is trained, not what it is: see `train_decision_head`. Class ids
 follow `gill_lite.model.decision`: 0 = generate ("gen"), 1 = retrieve ("ret").
 
 The trained head is saved apart from the other trainable parts, as
@@ -85,8 +87,15 @@ def evaluate(head, x, labels: Sequence[str]) -> dict:
 
 def train_decision_head(head, x, labels: Sequence[str], steps: int = 2000, lr: float = 1e-3, seed: int = 0,
                         x_val=None, labels_val: Sequence[str] | None = None, eval_every: int = 100,
-                        progress: bool = True) -> dict:
-    """Re-initialise ``head`` (seeded) and train it full-batch; returns the history (loss, train/val F1)."""
+                        progress: bool = True, standardize: bool = False, balanced: bool = False) -> dict:
+    """Re-initialise ``head`` (seeded) and train it full-batch; returns the history (loss, train/val F1).
+
+    ``standardize``: train on per-dimension standardised states, then fold the mean and scale into the head's
+    Linear layer, so the trained head is still ``Dropout + Linear`` on raw [IMG0] states (at eval time the two
+    are the same function). LM states share a large common direction (at tiny: norm ~15, per-dimension std
+    ~0.1) that makes a raw linear head crawl. ``balanced``: class-weighted cross-entropy (inverse frequency),
+    since the metric is macro F1 and the classes can be far apart.
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -94,6 +103,11 @@ def train_decision_head(head, x, labels: Sequence[str], steps: int = 2000, lr: f
         raise ValueError("steps must be >= 1")
     y = encode_labels(labels)
     x = x.float()
+    mean, scale = (x.mean(0), x.std(0).clamp_min(1e-6)) if standardize else (torch.zeros(x.shape[1]), torch.ones(x.shape[1]))
+    z = (x - mean) / scale
+    z_val = (x_val.float() - mean) / scale if x_val is not None else None
+    counts = torch.bincount(y, minlength=len(LABELS)).float()
+    weight = (counts.sum() / counts.clamp_min(1) / len(LABELS)) if balanced else None
     history = {"step": [], "loss": [], "train_f1": [], "val_f1": []}
     params = list(head.parameters())
     frozen = [not p.requires_grad for p in params]  # a loaded GillModel may come with its parts frozen
@@ -107,26 +121,44 @@ def train_decision_head(head, x, labels: Sequence[str], steps: int = 2000, lr: f
         opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0, eps=1e-8)
         head.train()
         for step in tqdm(range(steps), desc="decision head", disable=not progress, mininterval=1.0):
-            loss = torch.nn.functional.cross_entropy(head(x), y)
+            loss = torch.nn.functional.cross_entropy(head(z), y, weight=weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
             if step % eval_every == 0 or step == steps - 1:
                 history["step"].append(step)
                 history["loss"].append(float(loss.detach()))
-                history["train_f1"].append(macro_f1(labels, predict_labels(head, x), LABELS))
-                if x_val is not None and labels_val is not None and len(labels_val):
-                    history["val_f1"].append(macro_f1(labels_val, predict_labels(head, x_val), LABELS))
+                history["train_f1"].append(macro_f1(labels, predict_labels(head, z), LABELS))
+                if z_val is not None and labels_val is not None and len(labels_val):
+                    history["val_f1"].append(macro_f1(labels_val, predict_labels(head, z_val), LABELS))
+    if standardize:
+        fold_standardization(head, mean, scale)
     head.eval()
     for p, was_frozen in zip(params, frozen):
         p.requires_grad_(not was_frozen)
     return history
 
 
+def fold_standardization(head, mean, scale) -> None:
+    """Make ``head`` (one Linear, after dropout) read raw states: ``W z + b`` with ``z = (x - mean) / scale``
+    equals ``(W / scale) x + (b - W (mean / scale))``."""
+    import torch
+
+    linears = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
+    if len(linears) != 1:
+        raise ValueError(f"can only fold the standardisation into a head with one Linear layer, found {len(linears)}")
+    fc = linears[0]
+    with torch.no_grad():
+        w = fc.weight / scale
+        fc.bias -= fc.weight @ (mean / scale)
+        fc.weight.copy_(w)
+
+
 def data_fingerprint(x, labels: Sequence[str], cfg) -> str:
     """Hash of the training data and settings: a checkpoint only counts for the same of both."""
     h = hashlib.sha1(np.ascontiguousarray(x.float().cpu().numpy()).tobytes())
-    h.update(json.dumps([list(labels), cfg.n_train, cfg.steps, cfg.lr, cfg.dropout, cfg.seed]).encode())
+    h.update(json.dumps([list(labels), cfg.n_train, cfg.steps, cfg.lr, cfg.dropout, cfg.seed, cfg.standardize,
+                          cfg.balanced]).encode())
     return h.hexdigest()[:16]
 
 
@@ -195,10 +227,12 @@ def fit_decision(profile, model, features, labels: Sequence[str], out_dir=None, 
         meta = load_decision_head(head, path)
         return DecisionResult(evaluate(head, x_va, y_va), evaluate(head, x_tr, y_tr), meta.get("history", {}),
                               True, path, len(train_idx), len(val_idx))
-    history = train_decision_head(head, x_tr, y_tr, cfg.steps, cfg.lr, cfg.seed, x_va, y_va, progress=progress)
+    history = train_decision_head(head, x_tr, y_tr, cfg.steps, cfg.lr, cfg.seed, x_va, y_va, progress=progress,
+                                  standardize=cfg.standardize, balanced=cfg.balanced)
     result = DecisionResult(evaluate(head, x_va, y_va), evaluate(head, x_tr, y_tr), history, False, path,
                             len(train_idx), len(val_idx))
     meta = {"fingerprint": fingerprint, "steps": cfg.steps, "lr": cfg.lr, "n_train": len(train_idx),
+            "standardize": cfg.standardize, "balanced": cfg.balanced,
             "n_val": len(val_idx), "seed": cfg.seed, "val": result.val, "history": history}
     save_decision_head(head, path, meta)
     from gill_lite.io import atomic_write_json

@@ -184,7 +184,7 @@ def train(model: GillModel, stage: str, frozen_parts, profile, out_dir, *, steps
         log_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
     rank, world = acc.process_index, acc.num_processes
     model.train()
-    last, t0, timed_from = {}, time.time(), start
+    last, t0, cpu0, timed_from = {}, time.time(), time.process_time(), start
     end = steps if stop_after is None else min(steps, stop_after)
     bar = tqdm(range(start, end), desc=f"GILL {stage}", disable=not (progress and acc.is_main_process),
                mininterval=5, initial=start, total=steps)
@@ -224,10 +224,12 @@ def train(model: GillModel, stage: str, frozen_parts, profile, out_dir, *, steps
             if (step + 1) % every == 0 and step + 1 < steps and acc.is_main_process:
                 save_checkpoint(ckpt_dir, model, opt, named, step + 1, {"fingerprint": fingerprint_, "stage": stage})
     bar.close()
-    seconds = time.time() - t0
+    seconds, cpu_seconds = time.time() - t0, time.process_time() - cpu0
     n = end - timed_from
+    # steps per CPU-second as well: on a shared machine wall-clock rates swing with the neighbours' load
     return {"stage": stage, "steps": end, "finished": end >= steps, "seconds": round(seconds, 2),
-            "steps_per_s": round(n / seconds, 3) if seconds > 0 else None, "batch_size": cfg.batch_size,
+            "steps_per_s": round(n / seconds, 3) if seconds > 0 else None,
+            "steps_per_cpu_s": round(n / cpu_seconds, 3) if cpu_seconds > 0 else None, "batch_size": cfg.batch_size,
             "peak_memory_mb": round(_peak_memory_mb(acc.device), 1), "last": last, "use_cache": use_cache}
 
 
