@@ -45,6 +45,10 @@ def lines(summary: dict, prefix: str = "") -> dict:
             if k.startswith("R@"):
                 out[f"{prefix}retrieval.{name}.{k}"] = v["mean"]
                 out[f"{prefix}retrieval.{name}.{k}.ci_low"], out[f"{prefix}retrieval.{name}.{k}.ci_high"] = v["low"], v["high"]
+    eq = summary.get("retrieval", {}).get("equivalent", {})
+    for name, row in eq.get("settings", {}).items():
+        for k, v in row.items():
+            out[f"{prefix}retrieval_{eq['equivalence'].replace(' ', '_')}.{name}.{k}"] = v["mean"]
     return out
 
 
@@ -69,6 +73,9 @@ def main(argv=None) -> dict:
     figures = {"profile": profile.name, "stories": len(stories), **lines(summary)}
     figures["retrieval.gill_over_clip_text_R@1"] = summary["retrieval"].get("gill_over_clip_text_R@1")
     figures["retrieval.duplicate_targets"] = summary["retrieval"]["duplicate_targets"]
+    eq = summary["retrieval"].get("equivalent", {})
+    if eq:
+        figures[f"retrieval_{eq['equivalence'].replace(' ', '_')}.gill_over_clip_text_R@1"] = eq.get("gill_over_clip_text_R@1")
     items, _ = dialogue_items(profile, min(args.n_dialogues, len(stories)))
     start = time.perf_counter()
     dres = evaluate_dialogues(runner, parts.eval_clip, items, seed=profile.eval.seed, progress=False)

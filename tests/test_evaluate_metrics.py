@@ -109,3 +109,13 @@ def test_lpips_is_paper_only_and_says_how_to_install_it():
         pytest.skip("lpips is installed here; its weights would need a download")
     with pytest.raises(ImportError, match=r"gill-lite\[paper\]"):
         lpips_distance(np.zeros((1, 8, 8, 3), np.uint8), np.zeros((1, 8, 8, 3), np.uint8))
+
+
+def test_equivalent_candidates_count_as_the_answer():
+    scores = np.array([[0.9, 0.5, 0.1, 0.7]])
+    assert list(target_ranks(scores, [2])) == [3]
+    # candidate 3 shows the same thing as the target: the best correct one ranks second
+    assert list(target_ranks(scores, [2], equivalent=[[3]])) == [1]
+    # an excluded candidate never counts, not even as an equivalent
+    assert list(target_ranks(scores, [2], exclude=[[3]], equivalent=[[3]])) == [2]
+    assert list(target_ranks(scores, [2], exclude=[[0]], equivalent=[[1]])) == [1]

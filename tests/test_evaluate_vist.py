@@ -153,3 +153,29 @@ def test_oracle_prompt_is_the_true_description_of_the_last_frame():
     res = evaluate_generation(runner, Flatten(32 * 32 * 3), stories, progress=False, oracle=True)
     assert "sd/oracle" in res.clip and "sd/oracle" in res.attributes
     assert runner.prompts[-3:] == [caption_shape(s.shape, 0) for s in stories]
+
+
+def test_same_shape_recall_counts_images_of_the_same_shape_in_other_stories():
+    from gill_lite.world.stories import make_stories
+
+    stories = [from_world_story(s, 32) for s in make_stories(12, seed=0)]
+
+    runner = FakeRunner(stories)
+    res = evaluate_retrieval(runner, Flatten(32 * 32 * 3), stories, progress=False)
+    assert res.equivalence == "same shape"
+    # the oracle finds the target itself: both recalls are perfect
+    assert res.recall()["gill/captions_images"][1] == 1.0
+    assert (res.ranks_equivalent["gill/captions_images"] <= res.ranks["gill/captions_images"]).all()
+    pool, targets, excluded = retrieval_pool(stories)
+    from gill_lite.evaluate.vist import equivalent_candidates
+
+    kind, eq = equivalent_candidates(stories, pool, targets, excluded)
+    shapes = [sh for s in stories for sh in s.frame_shapes]
+    for q, cands in enumerate(eq):
+        assert all(shapes[c] == stories[q].shape and c not in excluded[q] and c != targets[q] for c in cands)
+    summary = res.summary(n_boot=20)
+    assert summary["equivalent"]["equivalence"] == "same shape"
+    # without known shapes, pixel-identical images are the equivalents
+    for s in stories:
+        s.frame_shapes = None
+    assert equivalent_candidates(stories, pool, targets, excluded)[0] == "identical pixels"

@@ -47,8 +47,13 @@ def recall_at_k(scores, targets, ks=(1, 5, 10), exclude=None) -> dict[int, float
     return {int(k): float(np.mean(ranks < k)) if len(ranks) else float("nan") for k in ks}
 
 
-def target_ranks(scores, targets, exclude=None) -> np.ndarray:
-    """0-based rank of each query's target among the candidates not excluded (ties ranked ahead of it)."""
+def target_ranks(scores, targets, exclude=None, equivalent=None) -> np.ndarray:
+    """0-based rank of each query's target among the candidates not excluded (ties ranked ahead of it).
+
+    equivalent: optional list (one per query) of other candidate indices that count as the answer too (an
+    image identical to the target); the rank is then that of the best-scoring correct candidate among the
+    wrong ones.
+    """
     scores = np.array(_as_numpy(scores), dtype=np.float64)  # copy: we write -inf into it
     targets = np.asarray(targets, dtype=np.int64)
     if scores.ndim != 2 or len(scores) != len(targets):
@@ -57,8 +62,17 @@ def target_ranks(scores, targets, exclude=None) -> np.ndarray:
         for q, idx in enumerate(exclude):
             idx = [i for i in idx if i != targets[q]]  # never exclude the answer itself
             scores[q, idx] = -np.inf
-    target_scores = scores[np.arange(len(targets)), targets]
-    return (scores >= target_scores[:, None]).sum(1) - 1
+    if equivalent is None:
+        target_scores = scores[np.arange(len(targets)), targets]
+        return (scores >= target_scores[:, None]).sum(1) - 1
+    ranks = np.zeros(len(targets), dtype=np.int64)
+    for q, t in enumerate(targets):
+        correct = np.zeros(scores.shape[1], dtype=bool)
+        correct[[t, *equivalent[q]]] = True
+        correct &= np.isfinite(scores[q]) | (np.arange(scores.shape[1]) == t)
+        best = scores[q, correct].max()
+        ranks[q] = int(((scores[q] >= best) & ~correct).sum())
+    return ranks
 
 
 @dataclass(frozen=True)

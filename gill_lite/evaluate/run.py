@@ -37,4 +37,8 @@ def evaluate_vist(runner, parts, stories, eval_cfg, skipped=(), batch_size: int 
     if "gill/captions_images" in r1 and "clip_text/captions" in r1:
         gill, clip = r1["gill/captions_images"]["R@1"]["mean"], r1["clip_text/captions"]["R@1"]["mean"]
         summary["retrieval"]["gill_over_clip_text_R@1"] = gill / clip if clip > 0 else None
+    eq = summary["retrieval"].get("equivalent", {}).get("settings", {})
+    if "gill/captions_images" in eq and "clip_text/captions" in eq:
+        gill, clip = eq["gill/captions_images"]["R@1"]["mean"], eq["clip_text/captions"]["R@1"]["mean"]
+        summary["retrieval"]["equivalent"]["gill_over_clip_text_R@1"] = gill / clip if clip > 0 else None
     return summary, gen, ret

@@ -20,6 +20,7 @@ class EvalStory:
     image_ids: list[str]
     shape: object | None = None  # gill_lite.world.Shape of the last frame's main object, when known
     known: dict | None = None  # setting -> attributes of that shape the setting determines
+    frame_shapes: list | None = None  # main shape of every frame, when known (retrieval's "same shape" recall)
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -45,6 +46,7 @@ def from_world_story(story, image_size: int) -> EvalStory:
         image_ids=[f"{story.id}-{i}" for i in range(n)],
         shape=story.frames[-1].main,
         known={k: sorted(v) for k, v in dict(story.known).items()},
+        frame_shapes=[f.main for f in story.frames],
     )
 
 

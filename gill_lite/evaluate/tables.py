@@ -53,9 +53,14 @@ def attribute_table(summary: dict) -> str:
     return _table(["model, input"] + [f"{a} (ceiling)" for a in attrs], rows)
 
 
-def retrieval_table(summary: dict) -> str:
-    """Recall@k of the true last image among every story image (the story's own images excluded)."""
+def retrieval_table(summary: dict, equivalent: bool = False) -> str:
+    """Recall@k of the true last image among every story image (the story's own images excluded); with
+    ``equivalent``, images showing the same thing as the target (same shape / identical pixels) count too."""
     ret = summary["retrieval"]["settings"]
+    if equivalent:
+        ret = {k: {**v, "paper_R@1": None} for k, v in summary["retrieval"].get("equivalent", {}).get("settings", {}).items()}
+        if not ret:
+            return "(no equivalent images known)"
     ks = [k for k in next(iter(ret.values())) if k.startswith("R@")]
     rows = []
     for name, row in ret.items():
@@ -101,6 +106,15 @@ def vist_figures(summary: dict) -> dict:
     ratio = summary["retrieval"].get("gill_over_clip_text_R@1")
     if ratio is not None:
         out["retrieval"]["gill_over_clip_text_R1"] = ratio
+    eq = summary["retrieval"].get("equivalent")
+    if eq:
+        out["retrieval_equivalent"] = {"equivalence": eq["equivalence"]}
+        for name, row in eq["settings"].items():
+            for k, v in row.items():
+                out["retrieval_equivalent"][f"{name.replace('/', '_')}_{k.replace('@', '')}"] = {
+                    "value": v["mean"], "ci": [v["low"], v["high"]]}
+        if eq.get("gill_over_clip_text_R@1") is not None:
+            out["retrieval_equivalent"]["gill_over_clip_text_R1"] = eq["gill_over_clip_text_R@1"]
     out["counts"] = summary["counts"]
     if summary.get("stories_per_second"):
         out["stories_per_second"] = summary["stories_per_second"]

@@ -191,6 +191,10 @@ class RetrievalResults:
     top: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (N, 10) pool indices, best first
     seconds: float = 0.0
     duplicate_targets: int = 0  # stories whose last image has a pixel-identical twin elsewhere in the pool
+    # The same ranks when images showing the same thing count as the answer too ("same shape" in ShapeStories,
+    # where 216 shapes x a few jitters repeat across stories; "identical pixels" otherwise).
+    ranks_equivalent: dict[str, np.ndarray] = field(default_factory=dict)
+    equivalence: str = ""
 
     def recall(self, ks=(1, 5, 10)) -> dict[str, dict[int, float]]:
         return {name: {k: float(np.mean(r < k)) for k in ks} for name, r in self.ranks.items()}
@@ -202,8 +206,13 @@ class RetrievalResults:
                 f"R@{k}": bootstrap_ci((r < k).astype(float), n_boot, seed).to_dict() for k in ks
             }
             settings[name]["paper_R@1"] = PAPER_RECALL_AT_1.get(name)
-        return {"n": len(self.story_ids), "pool_size": self.pool_size, "settings": settings,
-                "duplicate_targets": self.duplicate_targets}
+        out = {"n": len(self.story_ids), "pool_size": self.pool_size, "settings": settings,
+               "duplicate_targets": self.duplicate_targets}
+        if self.ranks_equivalent:
+            out["equivalent"] = {"equivalence": self.equivalence, "settings": {
+                name: {f"R@{k}": bootstrap_ci((r < k).astype(float), n_boot, seed).to_dict() for k in ks}
+                for name, r in self.ranks_equivalent.items()}}
+        return out
 
 
 def retrieval_pool(stories):
@@ -231,11 +240,13 @@ def evaluate_retrieval(
     """
     start = time.perf_counter()
     pool, targets, excluded = retrieval_pool(stories)
-    ranks, top = {}, {}
+    equivalence, equivalent = equivalent_candidates(stories, pool, targets, excluded)
+    ranks, top, ranks_eq = {}, {}, {}
 
     def rank(name, queries, keys):
         scores = np.asarray(queries, np.float64) @ np.asarray(keys, np.float64).T
         ranks[name] = target_ranks(scores, targets, excluded)
+        ranks_eq[name] = target_ranks(scores, targets, excluded, equivalent)
         masked = scores.copy()
         for q, idx in enumerate(excluded):
             masked[q, idx] = -np.inf
@@ -252,7 +263,22 @@ def evaluate_retrieval(
     rank("clip_text/captions", _batched(image_encoder.embed_texts, text, batch_size),
          _batched(image_encoder.embed_images, pool, batch_size))
     return RetrievalResults([s.id for s in stories], ranks, len(pool), top, time.perf_counter() - start,
-                            duplicate_targets(pool, targets, excluded))
+                            duplicate_targets(pool, targets, excluded), ranks_eq, equivalence)
+
+
+def equivalent_candidates(stories, pool, targets, excluded) -> tuple[str, list[list[int]]]:
+    """For each story, the other pool images that show the same thing as its last image: the same main shape
+    when every frame's shape is known (ShapeStories), else pixel-identical images. Excluded ones are left out."""
+    if all(s.frame_shapes is not None for s in stories):
+        shapes = [sh for s in stories for sh in s.frame_shapes]
+        kind, key = "same shape", lambda i: shapes[i]  # noqa: E731
+    else:
+        kind, key = "identical pixels", lambda i: np.ascontiguousarray(pool[i]).tobytes()  # noqa: E731
+    groups: dict = {}
+    for i in range(len(pool)):
+        groups.setdefault(key(i), []).append(i)
+    out = [sorted(set(groups[key(int(t))]) - {int(t)} - set(ex)) for t, ex in zip(targets, excluded)]
+    return kind, out
 
 
 def duplicate_targets(pool, targets, excluded) -> int:
