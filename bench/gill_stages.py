@@ -53,12 +53,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--profile", default="tiny")
     parser.add_argument("--n-generate", type=int, default=200, help="captions generated for the probe (x2 images)")
     parser.add_argument("--throughput-steps", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--only", choices=("all", "quality", "throughput"), default="all",
                         help="measure only the stage figures or only the throughput (merged into the JSON)")
     args = parser.parse_args(argv)
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from gill_lite.backbones import load_frozen_parts
     from gill_lite.train import stage_dir, train_stage
     from gill_lite.train.metrics import (caption_accuracy, generation_accuracy, img_emission_share, retrieval_ceiling,
@@ -100,6 +103,15 @@ def main(argv=None) -> dict:
     acc, _ = caption_accuracy(model, test[:500], w.image_size)
     figures |= {f"captioning.test.{k}": round(v, 4) for k, v in acc.items()}
     figures["captioning.eval_s"] = round(time.time() - t, 1)
+    from gill_lite.train.caches import image_features
+    from gill_lite.train.data import training_set
+    from gill_lite.train.metrics import linear_probe_accuracy
+    from gill_lite.world.corpus import render_images
+
+    feats = image_features(training_set(profile), parts.image_encoder, profile.run_dir / "cache")
+    probe = linear_probe_accuracy(feats[list(range(len(feats)))], [e.shape for e in split("train", w.n_train)],
+                                  parts.image_encoder.encode(render_images(heldout, w.image_size)), [e.shape for e in heldout])
+    figures |= {f"captioning.heldout.linear_probe_ceiling.{k}": round(v, 4) for k, v in probe.items()}
 
     figures["img0_emission.test"] = round(img_emission_share(model, [e.caption for e in test]), 4)
     figures["img0_emission.heldout"] = round(img_emission_share(model, [e.caption for e in heldout]), 4)
@@ -119,6 +131,10 @@ def main(argv=None) -> dict:
 
     if args.only == "all":
         figures |= throughput(profile, parts, args.throughput_steps)
+    elif out_path.exists():  # keep the throughput figures of an earlier run
+        import json
+
+        figures |= {k: v for k, v in json.loads(out_path.read_text()).items() if k.startswith("throughput.")}
     for k, v in figures.items():
         print(f"{k}: {v}")
     atomic_write_json(out_path, figures)

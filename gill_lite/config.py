@@ -238,7 +238,7 @@ def _tiny() -> Profile:
             mixed_precision="no",
             checkpoint_every=200,
             # per stage, sized so each stage takes a few minutes on 2 shared cores (bench/gill_stages.py)
-            stage_steps=(("captioning", 600), ("img_tokens", 200), ("generation", 600), ("retrieval", 400)),
+            stage_steps=(("captioning", 600), ("img_tokens", 200), ("generation", 1500), ("retrieval", 2000)),
             final_stage="retrieval",  # the notebooks' stage-by-stage chain holds the whole model
         ),
     )

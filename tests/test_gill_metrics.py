@@ -27,3 +27,32 @@ def test_retrieval_ceiling():
     assert c["R@50"] == 1.0 and 0 < c["R@1"] <= 1.0
     unique = {e.shape: e for e in examples}.values()
     assert retrieval_ceiling(list(unique), (1,))["R@1"] == 1.0
+
+
+def test_linear_probe_reads_a_linear_code():
+    import torch
+
+    from gill_lite.train.metrics import linear_probe_accuracy
+    from gill_lite.world.attributes import VALUES
+
+    examples = make_split("train", 160)
+    def code(e):  # one-hot attributes: perfectly linear
+        return torch.cat([torch.nn.functional.one_hot(torch.tensor(VALUES[a].index(getattr(e.shape, a))), len(VALUES[a]))
+                          for a in VALUES]).float()
+    feats = torch.stack([code(e) for e in examples])
+    acc = linear_probe_accuracy(feats[:120], [e.shape for e in examples[:120]], feats[120:], [e.shape for e in examples[120:]], steps=60)
+    assert acc["all"] >= 0.95
+    noise = torch.randn_like(feats)
+    assert linear_probe_accuracy(noise[:120], [e.shape for e in examples[:120]], noise[120:],
+                                 [e.shape for e in examples[120:]], steps=60)["all"] < 0.5
+
+
+def test_recall_breaks_ties_in_expectation():
+    import torch
+
+    from gill_lite.train.metrics import recall_at_k
+
+    scores = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.5, 0.9], [0.0, 0.0, 1.0]])
+    r = recall_at_k(scores, (1, 2))
+    # query 0 ties with one image: R@1 = 1/2; query 1 has one above: R@1 = 0, R@2 = 1; query 2 exact
+    assert r["R@1"] == (0.5 + 0 + 1) / 3 and r["R@2"] == 1.0

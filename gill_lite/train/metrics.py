@@ -92,9 +92,19 @@ def retrieval_recall(model, examples, ks=(1, 5, 10), image_size: int = 32, batch
     index = RetrievalIndex.build(model, images, [e.id for e in examples], batch_size=batch_size)
     queries = torch.cat([text_embeddings(model, img_states_batch(model, [e.caption for e in examples[i : i + batch_size]]))
                          for i in range(0, len(examples), batch_size)])
-    scores = queries @ index.embeddings.t()
-    rank = (scores > scores.diag()[:, None]).sum(1)  # images scored above the true one
-    return {f"R@{k}": float((rank < k).float().mean()) for k in ks}
+    return recall_at_k(queries @ index.embeddings.t(), ks)
+
+
+def recall_at_k(scores: torch.Tensor, ks=(1, 5, 10)) -> dict:
+    """Recall@k of a (queries x pool) score matrix whose diagonal holds the true pairs.
+
+    Exact ties (pixel-identical renders give identical scores) are broken uniformly at random, in expectation:
+    with ``g`` images scored above the true one and ``t`` tied with it, P(rank < k) = clip((k - g) / (t + 1), 0, 1).
+    """
+    true = scores.diag()[:, None]
+    greater = (scores > true).sum(1).float()
+    ties = (scores == true).sum(1).float() - 1  # the true image itself is not a tie
+    return {f"R@{k}": float(((k - greater) / (ties + 1)).clamp(0, 1).mean()) for k in ks}
 
 
 @torch.no_grad()
@@ -122,3 +132,34 @@ def retrieval_ceiling(examples, ks=(1, 5, 10)) -> dict:
     counts = Counter(e.shape for e in examples)
     n = max(len(examples), 1)
     return {f"R@{k}": sum(min(1.0, k / counts[e.shape]) for e in examples) / n for k in ks}
+
+
+def linear_probe_accuracy(train_features, train_shapes, eval_features, eval_shapes, steps: int = 300,
+                          seed: int = 0) -> dict[str, float]:
+    """Per-attribute accuracy of linear classifiers on frozen image features (standardised; Adam, full batch).
+
+    The visual prefix is linear too, so this is roughly what the image encoder lets captioning reach."""
+    from ..world.attributes import VALUES
+
+    torch.manual_seed(seed)
+    x, z = torch.as_tensor(train_features).float(), torch.as_tensor(eval_features).float()
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    x, z = (x - mu) / sd, (z - mu) / sd
+    out, correct = {}, torch.ones(len(z), dtype=torch.bool)
+    for attr in ATTRIBUTES:
+        values = VALUES[attr]
+        y = torch.tensor([values.index(getattr(s, attr)) for s in train_shapes])
+        t = torch.tensor([values.index(getattr(s, attr)) for s in eval_shapes])
+        probe = torch.nn.Linear(x.shape[1], len(values))
+        opt = torch.optim.Adam(probe.parameters(), lr=1e-2)
+        for _ in range(steps):
+            loss = torch.nn.functional.cross_entropy(probe(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            hit = probe(z).argmax(1) == t
+        out[attr] = float(hit.float().mean())
+        correct &= hit
+    out["all"] = float(correct.float().mean())
+    return out
