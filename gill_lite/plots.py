@@ -157,7 +157,7 @@ def image_rows(rows: dict, titles=None, size: float = 1.3):
             else:
                 ax.axis("off")
             if c == 0:
-                ax.set_ylabel(label, fontsize=8)
+                ax.set_ylabel(textwrap.fill(str(label), 16), fontsize=7)
             if r == 0 and titles is not None and c < len(titles):
                 ax.set_title(textwrap.fill(str(titles[c]), 18), fontsize=6)
     return fig

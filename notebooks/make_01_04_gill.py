@@ -197,7 +197,7 @@ index.save(profile.run_dir / "gill" / "retrieval" / "index_test.safetensors")
 queries = pool[:N_QUERIES]
 hits = retrieve(model, index, img_states_batch(model, [q.caption for q in queries]), k=K)
 by_id = {e.id: e for e in pool}
-fig = image_rows({f"{j + 1}. {q.caption[:36]}": [by_id[i].image(w.image_size) for i, _ in row]
+fig = image_rows({f"{j + 1}. {q.caption}": [by_id[i].image(w.image_size) for i, _ in row]
                   for j, (q, row) in enumerate(zip(queries, hits))},
                  titles=[f"top {j + 1}" for j in range(K)])
 save_figure(fig, profile, "04_top_k", stage="retrieval")
