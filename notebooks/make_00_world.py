@@ -5,8 +5,9 @@ so the stand-in half (added by its own script) survives a rebuild.
 """
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from nbtools import split_at_marker, write_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
 PATH = Path(__file__).resolve().parent / "00_world.ipynb"
 MARKER = "## The frozen parts"
@@ -91,19 +92,8 @@ image_grid([image], [dialogue.caption], ncols=1, size=2.5)"""),
 
 
 def main():
-    kept = []
-    if PATH.exists():
-        old = nbformat.read(PATH, as_version=4)
-        marks = [i for i, c in enumerate(old.cells) if c.cell_type == "markdown" and c.source.strip().startswith(MARKER)]
-        if marks:
-            kept = old.cells[marks[0] + 1:]
-    nb = new_notebook(cells=CELLS + kept)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    nbformat.write(nb, PATH)
+    split = split_at_marker(PATH, MARKER)
+    write_notebook(PATH, CELLS + (split[1] if split else []))
 
 
 if __name__ == "__main__":

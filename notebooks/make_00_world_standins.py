@@ -5,7 +5,8 @@ exactly that part, so both can be re-run in any order.
 """
 from pathlib import Path
 
-import nbformat
+
+from nbtools import split_at_marker, write_notebook
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
 PATH = Path(__file__).with_name("00_world.ipynb")
@@ -66,15 +67,10 @@ for split, (images, caps, shapes) in clip_eval_sets(world, 200).items():
 
 
 def main():
-    nb = nbformat.read(PATH, as_version=4)
-    marks = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.strip().startswith(MARKER)]
-    if not marks:
+    split = split_at_marker(PATH, MARKER)
+    if split is None:
         raise SystemExit(f"{PATH} has no {MARKER!r} cell: run make_00_world.py first")
-    nb.cells = nb.cells[: marks[0] + 1] + CELLS
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    nbformat.write(nb, PATH)
+    write_notebook(PATH, split[0] + CELLS)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
 """
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from nbtools import write_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
 PATH = Path(__file__).resolve().parent / "07_dialogue.ipynb"
 
@@ -87,12 +88,7 @@ widget.widget"""),
 
 
 def main():
-    nb = new_notebook(cells=CELLS, metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"},
-    })
-    nbformat.write(nb, PATH)
-    print("wrote", PATH)
+    write_notebook(PATH, CELLS)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,28 @@
+"""Shared by the make_*.py scripts that write the notebooks: notebooks are committed without outputs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_notebook
+
+KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+def write_notebook(path: Path, cells: list) -> None:
+    """Write ``cells`` as a notebook with no outputs or execution counts."""
+    nb = new_notebook(cells=cells, metadata={"kernelspec": KERNEL, "language_info": {"name": "python"}})
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nbformat.write(nb, path)
+    print("wrote", path)
+
+
+def split_at_marker(path: Path, marker: str) -> tuple[list, list] | None:
+    """The cells of ``path`` up to and including the markdown cell starting with ``marker``, and those after it."""
+    if not path.exists():
+        return None
+    cells = nbformat.read(path, as_version=4).cells
+    marks = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.strip().startswith(marker)]
+    return (cells[: marks[0] + 1], cells[marks[0] + 1:]) if marks else None
