@@ -50,6 +50,91 @@ PAPER_NUMBERS: dict[str, dict] = {
 }
 
 
+# The README's short table: (stage, dotted key, what it is, the bar). The bar is ("min", x): at least x;
+# ("within", other key, d): at most d below that figure of the same stage; ("times", other key, k): at least k
+# times it; ("paper", x): the paper's figure, beside ours without a verdict; None: context for the row above.
+# REPORT.md keeps every figure.
+HEADLINES: list[tuple[str, str, str, tuple | None]] = [
+    ("captioning", "caption_accuracy_heldout.all", "captioning: all 4 attributes right, held-out combinations",
+     ("min", 0.90)),
+    ("captioning", "linear_probe_heldout.all", "linear probe on the image encoder's pooled vector (its ceiling)", None),
+    ("img_tokens", "img0_emission_share", "`[IMG0]` is the greedy next token after a corpus caption", ("min", 0.95)),
+    ("generation", "probe_accuracy_gill.all", "generation through the mapper: all attributes right (probe)",
+     ("within", "probe_accuracy_generator_from_caption.all", 0.10)),
+    ("generation", "probe_accuracy_generator_from_caption.all", "the generator given the true caption (ceiling)", None),
+    ("retrieval", "recall_test_pool.R@1", "text-to-image R@1, 1,000-image test pool", None),
+    ("retrieval", "ceiling_test_pool.R@1", "R@1 ceiling (pixel twins in the pool)", None),
+    ("retrieval", "recall_test_pool.R@10", "text-to-image R@10, 1,000-image test pool", None),
+    ("decision", "classifier_macro_f1", "generate-or-retrieve classifier, macro F1", ("min", 0.80)),
+    ("decision", "judges_ceiling_f1", "judges' agreement F1 (human ceiling)", ("paper", 0.851)),
+    ("vist", "clip_similarity.sd_last_caption", "VIST CLIP similarity: generator alone, last caption", ("paper", 0.592)),
+    ("vist", "clip_similarity.sd_captions", "VIST CLIP similarity: generator alone, 5 captions", ("paper", 0.598)),
+    ("vist", "clip_similarity.gill_last_caption", "VIST CLIP similarity: GILL, last caption", ("paper", 0.581)),
+    ("vist", "clip_similarity.gill_captions", "VIST CLIP similarity: GILL, 5 captions", ("paper", 0.612)),
+    ("vist", "clip_similarity.gill_captions_images", "VIST CLIP similarity: GILL, 5 captions + 4 images",
+     ("paper", 0.641)),
+    ("vist", "clip_similarity.sd_oracle", "VIST CLIP similarity: generator given the true last description", None),
+    ("vist", "retrieval.gill_captions_images_R1", "VIST retrieval R@1: GILL, 5 captions + 4 images",
+     ("times", "retrieval.clip_text_captions_R1", 2.0)),
+    ("vist", "retrieval.clip_text_captions_R1", "VIST retrieval R@1: text-only CLIP, 5 captions", ("paper", 0.088)),
+    ("vist", "stories_per_second", "VIST evaluation throughput (stories/s)", None),
+]
+PIPELINE_TARGET_S = 15 * 60  # the tiny pipeline end to end on a 2-core CPU
+
+
+def _leaf(value):
+    return value["value"] if isinstance(value, dict) and "value" in value else value
+
+
+def _verdict(bar, value, flat: dict) -> tuple[str, str]:
+    """(the bar as text, "met"/"missed"/"") for one headline figure."""
+    if bar is None or not isinstance(value, (int, float)):
+        return "", ""
+    kind = bar[0]
+    if kind == "paper":
+        return f"paper {format_value(bar[1])}", ""
+    if kind == "min":
+        return f">= {format_value(bar[1])}", "met" if value >= bar[1] else "**missed**"
+    other = _leaf(flat.get(bar[1]))
+    if not isinstance(other, (int, float)):
+        return "", ""
+    if kind == "within":
+        return (f"within {format_value(bar[2])} of {format_value(other)}",
+                "met" if value >= other - bar[2] - 1e-9 else "**missed**")
+    if kind == "times":
+        return (f">= {bar[2]:g} x {format_value(other)}",
+                "met" if value > 0 and value >= bar[2] * other else "**missed**")
+    raise ValueError(f"unknown bar {bar!r}")
+
+
+def render_summary(results: dict) -> str:
+    """The README's results table: the `HEADLINES` figures this run recorded, each with its bar (a target or the
+    paper's number) and whether it was met, plus the total notebook time against the 15-minute target."""
+    stages = results.get("stages", {})
+    lines = ["| figure | this run | target / paper | |", "|---|---|---|---|"]
+    for stage, key, label, bar in HEADLINES:
+        found = [v for k, v in stages.items() if k == stage or re.fullmatch(rf"\d+_{stage}", k)]
+        if not found:
+            continue
+        figures = found[0]["figures"]
+        flat = flatten(figures)
+        if key not in flat:
+            continue
+        value = _leaf(flat[key])
+        target, verdict = _verdict(bar, value, flat)
+        lines.append(f"| {label} | {format_value(value)} | {target} | {verdict} |")
+    from gill_lite.pipeline import NOTEBOOKS  # (pipeline imports this module)
+
+    timings = results.get("timings", {})
+    if all(n in timings for n in NOTEBOOKS):  # a whole run, not a partial one
+        total = sum(timings.values())
+        verdict = "met" if total <= PIPELINE_TARGET_S else "**missed**"
+        lines.append(f"| all notebooks, end to end | {format_seconds(total)} | <= 15 min on 2 CPUs | {verdict} |")
+    if len(lines) == 2:
+        return "No headline figure recorded yet (see the full report).\n"
+    return "\n".join(lines) + "\n"
+
+
 def _paper_entry(stage: str) -> dict | None:
     if stage in PAPER_NUMBERS:
         return PAPER_NUMBERS[stage]
@@ -232,11 +317,25 @@ def write_report(profile, update_readme: bool | None = None, readme_path=None) -
     if update_readme is None:
         update_readme = _default_tiny(profile) and readme_path.exists()
     if update_readme:
-        body = render_report(results, readme_path.parent, heading=3, machine=False)
         total = sum(results["timings"].values())
         m = results["machine"]
         body = (f"_Profile `{profile.name}`, {format_seconds(total)} of notebooks on {m.get('cpu_count')} CPUs "
-                f"({m.get('platform')}, torch {m.get('torch')}); full report in `runs/{profile.name}/REPORT.md`._\n\n"
-                + body)
+                f"({m.get('platform')}, torch {m.get('torch')}). Every figure, with intervals, per notebook "
+                f"times and all plots: `runs/{profile.name}/REPORT.md` after `make demo`._\n\n"
+                + render_summary(results) + "\n" + _readme_figures(results, readme_path.parent))
         update_readme_results(readme_path, body)
     return report
+
+
+README_FIGURES = ("generator_samples", "03_generated_vs_sd", "04_top_k", "06_vist_stories")
+
+
+def _readme_figures(results: dict, base_dir: Path) -> str:
+    """Links to the few figures the README shows (the report shows them all)."""
+    lines = []
+    for name in README_FIGURES:
+        image = results.get("images", {}).get(name)
+        if image and _image_path(image["path"]).exists():
+            rel = Path(os.path.relpath(_image_path(image["path"]), base_dir)).as_posix()
+            lines += [f"**{name}**", "", f"![{name}]({rel})", ""]
+    return "\n".join(lines)

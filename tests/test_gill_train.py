@@ -31,6 +31,18 @@ def test_lr_schedule():
     assert [loop.lr_factor(s, cfg) for s in (0, 3, 4, 13, 14, 24)] == pytest.approx([0.25, 1.0, 1.0, 1.0, 0.1, 0.01])
 
 
+def test_stage_decay_interval_overrides_and_enters_its_fingerprint():
+    cfg = small_profile(warmup_steps=4, decay_every=10, stage_decay_every=(("captioning", 20),)).train
+    assert loop.lr_factor(14, cfg, "captioning") == pytest.approx(1.0)
+    assert loop.lr_factor(24, cfg, "captioning") == pytest.approx(0.1)
+    assert loop.lr_factor(14, cfg, "generation") == pytest.approx(0.1)  # no override: the shared interval
+    base, longer = small_profile(warmup_steps=4, decay_every=10), small_profile(
+        warmup_steps=4, decay_every=10, stage_decay_every=(("captioning", 20),))
+    names = {"lm": "a", "image_encoder": "b", "generator": "c"}
+    assert loop.fingerprint(base, "captioning", names) != loop.fingerprint(longer, "captioning", names)
+    assert loop.fingerprint(base, "img_tokens", names) == loop.fingerprint(longer, "img_tokens", names)
+
+
 def test_batches_cover_each_epoch_once():
     rows = torch.cat([loop.batch_indices(10, 4, s, seed=3) for s in range(5)])
     assert sorted(rows[:10].tolist()) == list(range(10)) and sorted(rows[10:20].tolist()) == list(range(10))
@@ -50,6 +62,31 @@ def test_feature_cache_is_computed_once(runs):
     assert calls == [2, 1] and torch.equal(a[[0, 2]], b[[0, 2]]) and a[[1]].shape == (1, 24)
     shards = image_features(data, enc, runs / "cache2", batch_size=2, shard_size=2, in_memory_bytes=0)
     assert torch.allclose(shards[[2, 0, 1]], a[[2, 0, 1]])
+
+
+def test_img_states_cache_replaces_the_lm_pass(runs):
+    parts = tiny_parts()
+    prof = small_profile(steps=6)
+    assert loop.states_cacheable("generation") and loop.states_cacheable("retrieval")
+    assert not loop.states_cacheable("img_tokens") and not loop.states_cacheable("joint")
+    logs, calls = {}, {}
+    for use_cache in (True, False):
+        model = GillModel.build(parts, prof.train)
+        n = [0]
+        forward = model.lm_forward
+        model.lm_forward = lambda *a, **k: (n.__setitem__(0, n[0] + 1), forward(*a, **k))[1]
+        loop.train(model, "generation", parts, prof, runs / f"g{use_cache}", use_cache=use_cache, progress=False)
+        logs[use_cache], calls[use_cache] = [r["gen"] for r in loop.read_log(runs / f"g{use_cache}")], n[0]
+    assert calls == {True: 1, False: 6}  # one cache pass over the 40 captions instead of one LM pass per step
+    assert logs[True] == pytest.approx(logs[False], rel=1e-4)
+    files = sorted(p.name for p in (runs / "ci" / "cache").glob("*imgstates*"))
+    assert len(files) == 1
+    # other [IMG] rows, other states: a new cache file, never the stale one
+    model = GillModel.build(parts, prof.train)
+    with torch.no_grad():
+        model.img_tokens.rows.add_(1.0)
+    loop.train(model, "generation", parts, prof, runs / "g2", progress=False)
+    assert len(list((runs / "ci" / "cache").glob("*imgstates*"))) == 2
 
 
 def test_resume_is_bit_for_bit(runs):

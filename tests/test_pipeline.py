@@ -217,6 +217,34 @@ def test_report_from_hand_made_results(tmp_path):
     assert "CPUs" in text and "torch" in text
 
 
+def test_readme_summary_states_targets_met_and_missed(tmp_path, monkeypatch):
+    from gill_lite.pipeline import NOTEBOOKS
+    from gill_lite.report import render_summary
+
+    stamp = "2025-01-01T00:00:00+00:00"
+    results = {"stages": {
+        "captioning": {"figures": {"caption_accuracy_heldout": {"all": 0.42}}, "updated": stamp},
+        "img_tokens": {"figures": {"img0_emission_share": 0.97}, "updated": stamp},
+        "generation": {"figures": {"probe_accuracy_gill": {"all": 0.70},
+                                   "probe_accuracy_generator_from_caption": {"all": 0.81}}, "updated": stamp},
+        "06_vist": {"figures": {"clip_similarity": {"gill_captions": {"value": 0.3, "ci95": [0.2, 0.4]}},
+                                "retrieval": {"gill_captions_images_R1": 0.05, "clip_text_captions_R1": 0.02}},
+                    "updated": stamp},
+    }, "timings": {n: 100.0 for n in NOTEBOOKS}}
+    text = render_summary(results)
+    assert "| captioning: all 4 attributes right, held-out combinations | 0.420 | >= 0.900 | **missed** |" in text
+    assert "| 0.970 | >= 0.950 | met |" in text
+    assert "| 0.700 | within 0.100 of 0.810 | **missed** |" in text
+    assert "| VIST CLIP similarity: GILL, 5 captions | 0.300 | paper 0.612 |  |" in text
+    assert "| 0.050 | >= 2 x 0.020 | met |" in text
+    assert "decision" not in text.lower()  # stages not recorded are left out
+    assert "| all notebooks, end to end | 13 min 20 s | <= 15 min on 2 CPUs | met |" in text
+    results["timings"][NOTEBOOKS[0]] = 1000.0
+    assert "**missed** |" in render_summary(results).splitlines()[-1]
+    del results["timings"][NOTEBOOKS[-1]]  # a partial run has no total to judge
+    assert "end to end" not in render_summary(results)
+
+
 def test_report_without_results_is_a_clear_error():
     from gill_lite.cli import main
 
@@ -245,7 +273,10 @@ def test_write_report_updates_readme_when_asked(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
     write_report(get_profile("ci"), update_readme=True, readme_path=readme)
-    assert "| `a` | 1 |" in readme.read_text()
+    assert "No headline figure" in readme.read_text() and "`a`" not in readme.read_text()  # REPORT.md has it
+    record_results("ci", "img_tokens", {"img0_emission_share": 0.9})
+    write_report(get_profile("ci"), update_readme=True, readme_path=readme)
+    assert "| 0.900 | >= 0.950 | **missed** |" in readme.read_text()
 
 
 def test_save_figure_registers_image(runs_dir):

@@ -2,7 +2,10 @@
 
 Two caches per dataset: the image encoder's pooled vectors (N, image_hidden) and the generator's text-encoder
 outputs of the captions (N, max_length, text_width), the generation targets (the published code precomputes
-these too). Files: ``profile.run_dir/"cache"/<dataset>--<frozen config_name>--{image,text}.safetensors``
+these too). A third one, per stage run, when nothing upstream of the [IMG] states learns (the staged generation
+and retrieval stages: the LM is frozen and so are the [IMG] rows): the LM's 8 [IMG] states after every
+caption (N, n_img, lm_hidden), keyed by a hash of the [IMG] rows, so the mapper and the retrieval heads train on
+them without an LM pass per step. Files: ``profile.run_dir/"cache"/<dataset>--<frozen config_name>--{image,text}.safetensors``
 (safetensors, with the dataset's ids digest in the metadata; a mismatch recomputes). Large sets are sharded
 (``shard_size`` rows per file) and read row by row from memory-mapped files.
 """
@@ -103,3 +106,29 @@ def text_targets(dataset, generator, cache_dir, **kwargs) -> CachedFeatures:
     """The generator's text-encoder outputs (padded to ``max_length``) of every caption (cached)."""
     return cached_features(dataset, lambda idx: generator.encode_text([dataset.captions[i] for i in idx]), "text",
                            generator.config_name, cache_dir, **kwargs)
+
+
+def img_rows_digest(model) -> str:
+    """A short hash of the learned [IMG] rows (and untied head rows): what the cached [IMG] states depend on
+    besides the frozen LM and the captions."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.img_tokens.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def img_states(dataset, model, cache_dir, max_text_len: int, **kwargs) -> CachedFeatures:
+    """The frozen LM's [IMG] states after ``BOS caption [IMG0..7]`` for every caption of ``dataset`` (cached).
+
+    Valid only while the [IMG] rows do not learn; the file name carries their hash and ``max_text_len``, so a
+    retrained `img_tokens` stage gets a new cache. Right padding cannot change them (causal attention, positions
+    from the mask), so they equal the states of the training batches up to float rounding."""
+    from .steps import img_forward
+
+    def encode(idx):
+        return img_forward(model, [dataset.captions[i] for i in idx], max_text_len, with_grad=False)[2]
+
+    name = f"{model.frozen_names['lm']}-img{img_rows_digest(model)}-len{max_text_len}"
+    kwargs.setdefault("batch_size", 128)
+    return cached_features(dataset, encode, "imgstates", name, cache_dir, **kwargs)

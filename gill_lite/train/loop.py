@@ -39,7 +39,7 @@ import torch
 
 from ..model import GillModel
 from ..model.gill import CONFIG_FILE
-from .caches import image_features, text_targets
+from .caches import image_features, img_states, text_targets
 from .checkpoints import list_checkpoints, load_checkpoint, read_state, save_checkpoint
 from .data import training_set
 from .steps import STAGE_LOSSES, compute_losses
@@ -57,6 +57,12 @@ STAGE_PARTS = {
 LOG_FILE = "log.jsonl"
 
 
+def states_cacheable(stage: str) -> bool:
+    """Whether ``stage``'s losses read the LM only through [IMG] states that cannot change while it trains
+    (no captioning or [IMG] prediction loss, [IMG] rows not trained): then they can be cached."""
+    return not ({"caption", "img"} & set(STAGE_LOSSES[stage])) and "img_tokens" not in STAGE_PARTS[stage]
+
+
 def stage_dir(profile, stage: str) -> Path:
     return profile.run_dir / "gill" / stage
 
@@ -66,12 +72,18 @@ def steps_for(train_cfg, stage: str) -> int:
     return int(dict(train_cfg.stage_steps).get(stage, train_cfg.steps))
 
 
-def lr_factor(step: int, train_cfg) -> float:
-    """Linear warm-up to 1 over ``warmup_steps``, then x``decay_factor`` every ``decay_every`` steps."""
+def decay_every_for(train_cfg, stage: str | None = None) -> int:
+    """``train_cfg.stage_decay_every`` (pairs stage -> interval) overrides ``train_cfg.decay_every`` per stage."""
+    return int(dict(train_cfg.stage_decay_every).get(stage, train_cfg.decay_every))
+
+
+def lr_factor(step: int, train_cfg, stage: str | None = None) -> float:
+    """Linear warm-up to 1 over ``warmup_steps``, then x``decay_factor`` every ``decay_every`` steps (the
+    stage's own interval when ``stage`` is given and has one)."""
     c = train_cfg
     if step < c.warmup_steps:
         return (step + 1) / c.warmup_steps
-    return c.decay_factor ** ((step - c.warmup_steps) // c.decay_every)
+    return c.decay_factor ** ((step - c.warmup_steps) // decay_every_for(c, stage))
 
 
 def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
@@ -113,9 +125,10 @@ def fingerprint(profile, stage: str, frozen_names: dict, previous: str | None = 
     data = dataclasses.asdict(profile.world) if profile.uses_world else dataclasses.asdict(profile.data)
     train = dataclasses.asdict(profile.train)
     # only what changes this stage's result: its own step count, not the others' (nor which stage is final)
-    for key in ("stage_steps", "final_stage", "checkpoint_every"):
+    for key in ("stage_steps", "stage_decay_every", "final_stage", "checkpoint_every"):
         train.pop(key)
     train["steps"] = steps_for(profile.train, stage)
+    train["decay_every"] = decay_every_for(profile.train, stage)
     blob = {"stage": stage, "train": train, "data": data, "frozen": frozen_names, "previous": previous}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -146,7 +159,9 @@ def train(model: GillModel, stage: str, frozen_parts, profile, out_dir, *, steps
 
     Resumes from the newest checkpoint in ``out_dir/checkpoints`` made with the same ``fingerprint_``.
     ``stop_after`` ends the run early after that many steps in total (to test resuming). ``use_cache=False``
-    runs the frozen encoders on every batch instead of reading the feature caches (for the throughput bench).
+    runs the frozen encoders (and the LM) on every batch instead of reading the feature caches (for the
+    throughput bench); with it, stages that only read fixed [IMG] states (`states_cacheable`) and see every
+    caption at least once also cache those states (`gill_lite.train.caches.img_states`).
     Returns a summary (steps, seconds, steps/s, peak memory, last losses).
     """
     from tqdm.auto import tqdm
@@ -163,9 +178,17 @@ def train(model: GillModel, stage: str, frozen_parts, profile, out_dir, *, steps
     wanted = set(STAGE_LOSSES[stage])
     need_images, need_targets = bool(wanted & {"caption", "ret"}), "gen" in wanted
     cache_dir = profile.run_dir / "cache"
+    t_cache = time.time()
     shared = dict(is_main=acc.is_main_process, wait=acc.wait_for_everyone)
     images = image_features(dataset, frozen_parts.image_encoder, cache_dir, **shared) if use_cache and need_images else None
     targets = text_targets(dataset, frozen_parts.generator, cache_dir, **shared) if use_cache and need_targets else None
+    states = None
+    if use_cache and states_cacheable(stage) and steps * cfg.batch_size >= len(dataset):
+        # worth it only when the stage sees every caption at least once: one LM pass over the set replaces one
+        # LM pass per step
+        model.eval()
+        states = img_states(dataset, model, cache_dir, cfg.max_text_len, **shared)
+    cache_seconds = time.time() - t_cache
 
     torch.manual_seed(cfg.seed)
     named = trainable_parameters(model, stage)
@@ -191,7 +214,7 @@ def train(model: GillModel, stage: str, frozen_parts, profile, out_dir, *, steps
     with open(log_path if acc.is_main_process else os.devnull, "a") as log:
         for step in bar:
             for g in opt.param_groups:
-                g["lr"] = cfg.lr * lr_factor(step, cfg)
+                g["lr"] = cfg.lr * lr_factor(step, cfg, stage)
             idx = batch_indices(len(dataset), cfg.batch_size, step, cfg.seed)[rank::world].tolist()
             batch = {"captions": [dataset.captions[i] for i in idx]}
             if need_images:
@@ -200,6 +223,8 @@ def train(model: GillModel, stage: str, frozen_parts, profile, out_dir, *, steps
             if need_targets:
                 batch["text_targets"] = (targets[idx] if targets is not None else
                                          frozen_parts.generator.encode_text(batch["captions"]).float())
+            if states is not None:
+                batch["img_states"] = states[idx]
             with acc.autocast():
                 losses = compute_losses(model, batch, stage, cfg)
             loss = sum(losses.values())
@@ -230,7 +255,8 @@ def train(model: GillModel, stage: str, frozen_parts, profile, out_dir, *, steps
     return {"stage": stage, "steps": end, "finished": end >= steps, "seconds": round(seconds, 2),
             "steps_per_s": round(n / seconds, 3) if seconds > 0 else None,
             "steps_per_cpu_s": round(n / cpu_seconds, 3) if cpu_seconds > 0 else None, "batch_size": cfg.batch_size,
-            "peak_memory_mb": round(_peak_memory_mb(acc.device), 1), "last": last, "use_cache": use_cache}
+            "peak_memory_mb": round(_peak_memory_mb(acc.device), 1), "last": last, "use_cache": use_cache,
+            "cache_seconds": round(cache_seconds, 2), "cached_img_states": states is not None}
 
 
 def read_log(path) -> list[dict]:

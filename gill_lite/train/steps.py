@@ -79,7 +79,8 @@ def img_forward(model, captions: list[str], max_text_len: int = 32, with_grad: b
 
 def compute_losses(model, batch: dict, stage: str, train_cfg) -> dict[str, torch.Tensor]:
     """The losses of ``stage`` on ``batch`` (keys ``captions``, ``image_features`` (N, image_hidden),
-    ``text_targets`` (N, max_length, text_width)). Returns a dict of scalar losses (summed by the caller)."""
+    ``text_targets`` (N, max_length, text_width), optionally ``img_states`` (N, n_img, lm_hidden) cached by
+    `gill_lite.train.caches.img_states`, used instead of the LM pass when the stage has no [IMG] loss). Returns a dict of scalar losses (summed by the caller)."""
     wanted = STAGE_LOSSES[stage]
     losses = {}
     captions = batch["captions"]
@@ -89,10 +90,13 @@ def compute_losses(model, batch: dict, stage: str, train_cfg) -> dict[str, torch
                                               train_cfg.max_text_len)
         _, logits, _ = model.lm_forward(embeds, attention_mask=mask)
         losses["caption"] = lm_loss(logits, labels)
-    if {"img", "gen", "ret"} & set(wanted):
+    if "img" not in wanted and "img_states" in batch:  # cached [IMG] states (train/caches.py: img_states)
+        states = batch["img_states"].to(model.device)
+    elif {"img", "gen", "ret"} & set(wanted):
         # The LM pass needs a graph only when the [IMG] rows learn (the LM itself is frozen).
         logits, labels, states = img_forward(model, captions, train_cfg.max_text_len,
                                              with_grad=model.img_tokens.rows.requires_grad)
+    if {"img", "gen", "ret"} & set(wanted):
         if "img" in wanted:
             losses["img"] = lm_loss(logits, labels)
         if "gen" in wanted:
