@@ -71,7 +71,7 @@ class ImageEncoderConfig:
     text_width: int = 128
     text_layers: int = 2
     context_length: int = 24
-    pretrain_steps: int = 400
+    pretrain_steps: int = 1600  # 400 read kind on held-out combinations at 0.52 (linear probe); 1600 at 0.80
     batch_size: int = 128
     lr: float = 7e-4
     seed: int = 0
@@ -195,7 +195,8 @@ class Profile:
     image_encoder: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     eval_clip: ImageEncoderConfig = field(
-        default_factory=lambda: ImageEncoderConfig(name_or_path="models/tiny/eval_clip", seed=1, data="grid")
+        default_factory=lambda: ImageEncoderConfig(name_or_path="models/tiny/eval_clip", seed=1, data="grid",
+                                                   pretrain_steps=400)
     )
     train: TrainConfig = field(default_factory=TrainConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)

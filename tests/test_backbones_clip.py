@@ -58,6 +58,25 @@ def test_standin_folder_loads_like_a_snapshot(standin_folder):
     assert load_image_encoder(_profile(folder, "eval_clip"), "eval_clip").config_name == enc.config_name
 
 
+def test_retrained_weights_of_the_same_architecture_get_another_name(standin_folder, tmp_path):
+    """A GILL checkpoint or feature cache made with one CLIP must not be taken for another one's: the name hashes
+    the weights too, not only the config."""
+    import open_clip
+
+    from gill_lite.backbones.cards import weights_digest
+
+    folder, model = standin_folder
+    first = load_image_encoder(_profile(folder)).config_name
+    other = tmp_path / folder.name  # same basename, same config, other weights
+    model_cfg = __import__("json").loads((folder / "open_clip_config.json").read_text())["model_cfg"]
+    torch.manual_seed(1)
+    retrained = open_clip.CLIP(**model_cfg).eval()
+    tok = build_word_tokenizer(world_words(), template="eos", model_max_length=24)
+    save_open_clip_folder(retrained, model_cfg, other, tokenizer=tok, image_size=32)
+    assert load_image_encoder(_profile(other)).config_name != first
+    assert weights_digest(folder) == weights_digest(folder) != weights_digest(other)
+
+
 def test_preprocess_accepts_pil_and_rejects_bad_input(standin_folder):
     folder, _ = standin_folder
     enc = load_image_encoder(_profile(folder))

@@ -1,8 +1,9 @@
 """Names and model cards of the frozen parts.
 
 ``config_name`` is what a GILL checkpoint records about the frozen parts it was trained with: the folder's
-(or hub id's) basename plus a short hash of the model config, so a checkpoint refuses to load onto a
-different LM, CLIP or generator even when two folders share a name.
+(or hub id's) basename plus a short hash of the model config and, for local folders, of the weights, so a
+checkpoint refuses to load onto a different LM, CLIP or generator even when two folders share a name or a
+stand-in was retrained with the same architecture.
 
 Each stand-in folder carries ``MODEL_CARD.md`` (for people) rendered from ``model_card.json`` (for code:
 bench/standins.py adds its figures there and re-renders the card).
@@ -18,9 +19,33 @@ from gill_lite.io import atomic_write_json, atomic_write_text
 _VOLATILE = ("transformers_version", "_diffusers_version", "_name_or_path", "_commit_hash", "dtype", "torch_dtype")
 
 
-def config_name_for(source: str, config: dict) -> str:
-    """``"<basename>-<8 hex>"``: basename of the path / hub id, hash of the config without volatile keys."""
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+_SAMPLE = 1 << 20
+
+
+def weights_digest(folder, subfolders: tuple[str, ...] = ("",)) -> str:
+    """A short hash of the weight files under ``folder`` (or only its ``subfolders``): their names, sizes and
+    three 1 MiB samples (start, middle, end) of each. Cheap on multi-GB checkpoints, and it tells retrained
+    weights of one architecture apart (same config, other weights), which the config hash cannot."""
+    h = hashlib.sha1()
+    folder = Path(folder)
+    for sub in subfolders:
+        for path in sorted(p for p in (folder / sub).rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file()):
+            size = path.stat().st_size
+            h.update(f"{path.relative_to(folder).as_posix()}:{size}".encode())
+            with open(path, "rb") as f:
+                for offset in sorted({0, max(0, size // 2 - _SAMPLE // 2), max(0, size - _SAMPLE)}):
+                    f.seek(offset)
+                    h.update(f.read(_SAMPLE))
+    return h.hexdigest()[:8]
+
+
+def config_name_for(source: str, config: dict, weights: str | None = None) -> str:
+    """``"<basename>-<8 hex>"``: basename of the path / hub id, hash of the config without volatile keys and,
+    for a local folder, of its weights (``weights``: a `weights_digest`; a hub id names its weights itself)."""
     clean = {k: v for k, v in config.items() if k not in _VOLATILE and not k.startswith("_")}
+    if weights:
+        clean["_weights"] = weights
     digest = hashlib.sha1(json.dumps(clean, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{Path(str(source).rstrip('/')).name}-{digest}"
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cards import config_name_for, write_model_card
+from .cards import config_name_for, weights_digest, write_model_card
 from .tokenizer import build_word_tokenizer, world_words
 
 
@@ -142,7 +142,9 @@ def load_generator(profile, device: str | None = None) -> ImageGenerator:
         pipe.to(device)
     cfg_all = {"unet": dict(pipe.unet.config), "text_encoder": pipe.text_encoder.config.to_dict(),
                "scheduler": dict(pipe.scheduler.config)}
-    return ImageGenerator(pipe, config_name_for(source, cfg_all), cfg.num_inference_steps, cfg.guidance_scale)
+    # GILL depends on the text encoder only (its outputs are the mapper's targets): a retrained UNet keeps the name
+    weights = weights_digest(source, ("text_encoder",)) if local else None
+    return ImageGenerator(pipe, config_name_for(source, cfg_all, weights), cfg.num_inference_steps, cfg.guidance_scale)
 
 
 # ---------------------------------------------------------------- stand-in construction and training

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cards import config_name_for, write_model_card
+from .cards import config_name_for, weights_digest, write_model_card
 from .tokenizer import build_word_tokenizer, world_words
 
 CONFIG_FILE = "open_clip_config.json"
@@ -180,7 +180,7 @@ def load_image_encoder(profile, which: str = "image_encoder", device: str | None
     return ImageEncoder(
         model=model, tokenizer=tokenizer, image_size=int(size),
         mean=tuple(pcfg.get("mean", OPENAI_MEAN)), std=tuple(pcfg.get("std", OPENAI_STD)),
-        config_name=config_name_for(source, model_cfg),
+        config_name=config_name_for(source, model_cfg, weights_digest(source) if Path(source).is_dir() else None),
     )
 
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cards import config_name_for, write_model_card
+from .cards import config_name_for, weights_digest, write_model_card
 from .tokenizer import build_word_tokenizer, world_words
 
 
@@ -75,7 +75,8 @@ def load_language_model(profile, device: str | None = None) -> LanguageModel:
     model.requires_grad_(False).eval()
     if device:
         model.to(device)
-    return LanguageModel(model=model, tokenizer=tokenizer, config_name=config_name_for(source, model.config.to_dict()))
+    name = config_name_for(source, model.config.to_dict(), weights_digest(source) if local else None)
+    return LanguageModel(model=model, tokenizer=tokenizer, config_name=name)
 
 
 def build_tiny_tokenizer(words, model_max_length: int = 128):
