@@ -20,6 +20,10 @@ weight decay cannot shrink them (the published code's quirk); the [IMG] rows and
 linear warm-up over ``warmup_steps``, then x``decay_factor`` every ``decay_every`` steps after the warm-up
 (GradualWarmupScheduler + StepLR, as published). Gradient clipping at ``grad_clip``.
 
+Caches (`gill_lite.train.caches`): the frozen encoders' outputs are computed once per dataset; in the staged
+generation and retrieval stages, where neither the LM nor the [IMG] rows learn, the LM's [IMG] states are cached
+too, so those stages cost a mapper / head step each (the joint run, where the rows learn, cannot use them).
+
 Accelerate provides the device, the process group, bf16 autocast and gradient reduction: one process on CPU,
 ``accelerate launch`` for several GPUs (each process takes its slice of every global batch; gradients of the
 trainable parameters are averaged across processes; the contrastive loss all-gathers its embeddings).
