@@ -24,10 +24,12 @@ from gill_lite.config import REPO_ROOT, get_profile  # noqa: E402
 from gill_lite.io import atomic_write_json  # noqa: E402
 
 
-def throughput(profile, parts, steps: int, stages=("joint", "generation")) -> dict:
+def throughput(profile, parts, steps: int,
+               stages=("joint", "captioning", "img_tokens", "generation", "retrieval")) -> dict:
     """Steps/s with the feature caches against running the frozen encoders (and, for ShapeStories, the renderer)
-    on every batch, for the joint stage and for the generation stage (whose cached run also reads the LM's
-    [IMG] states from their cache instead of running the LM: `gill_lite.train.caches.img_states`). Wall-clock and per CPU-second (the latter
+    on every batch, for the joint stage and for each of the four stages (the cached generation and retrieval
+    runs also read the LM's [IMG] states from their cache instead of running the LM:
+    `gill_lite.train.caches.img_states`), and the time of the whole staged recipe at those rates. Wall-clock and per CPU-second (the latter
     is what to compare on a shared machine); cached and uncached runs alternate to share the same load."""
     from gill_lite.model import GillModel
     from gill_lite.train.loop import train
@@ -48,6 +50,16 @@ def throughput(profile, parts, steps: int, stages=("joint", "generation")) -> di
             c, u = (max(out[f"throughput.{stage}.{k}.{name}"]) for k in ("cached", "uncached"))
             out[f"throughput.{stage}.cached.{name}"], out[f"throughput.{stage}.uncached.{name}"] = c, u
             out[f"throughput.{stage}.ratio.{name}"] = round(c / u, 2)
+    # the whole staged recipe of the profile (what the notebooks train): its steps at each stage's rates
+    staged = [s for s in ("captioning", "img_tokens", "generation", "retrieval") if s in stages]
+    if len(staged) == 4:
+        from gill_lite.train.loop import steps_for
+
+        for kind in ("cached", "uncached"):
+            out[f"throughput.staged_chain.{kind}_s"] = round(sum(
+                steps_for(profile.train, s) / out[f"throughput.{s}.{kind}.steps_per_s"] for s in staged), 1)
+        out["throughput.staged_chain.ratio"] = round(
+            out["throughput.staged_chain.uncached_s"] / out["throughput.staged_chain.cached_s"], 2)
     return out
 
 

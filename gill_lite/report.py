@@ -102,8 +102,9 @@ def _verdict(bar, value, flat: dict) -> tuple[str, str]:
         return (f"within {format_value(bar[2])} of {format_value(other)}",
                 "met" if value >= other - bar[2] - 1e-9 else "**missed**")
     if kind == "times":
-        return (f">= {bar[2]:g} x {format_value(other)}",
-                "met" if value > 0 and value >= bar[2] * other else "**missed**")
+        if other <= 0:  # k x 0 is no bar: any single hit would "meet" it
+            return f">= {bar[2]:g} x {format_value(other)}", "not measurable (baseline 0)"
+        return f">= {bar[2]:g} x {format_value(other)}", "met" if value >= bar[2] * other else "**missed**"
     raise ValueError(f"unknown bar {bar!r}")
 
 

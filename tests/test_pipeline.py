@@ -237,6 +237,8 @@ def test_readme_summary_states_targets_met_and_missed(tmp_path, monkeypatch):
     assert "| 0.700 | within 0.100 of 0.810 | **missed** |" in text
     assert "| VIST CLIP similarity: GILL, 5 captions | 0.300 | paper 0.612 |  |" in text
     assert "| 0.050 | >= 2 x 0.020 | met |" in text
+    results["stages"]["06_vist"]["figures"]["retrieval"]["clip_text_captions_R1"] = 0.0
+    assert "| 0.050 | >= 2 x 0.000 | not measurable (baseline 0) |" in render_summary(results)
     assert "decision" not in text.lower()  # stages not recorded are left out
     assert "| all notebooks, end to end | 13 min 20 s | <= 15 min on 2 CPUs | met |" in text
     results["timings"][NOTEBOOKS[0]] = 1000.0
