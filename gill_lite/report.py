@@ -80,6 +80,7 @@ HEADLINES: list[tuple[str, str, str, tuple | None]] = [
     ("vist", "stories_per_second", "VIST evaluation throughput (stories/s)", None),
 ]
 PIPELINE_TARGET_S = 15 * 60  # the tiny pipeline end to end on a 2-core CPU
+README_FIGURES = ("generator_samples", "03_generated_vs_sd", "04_top_k", "06_vist_stories")  # REPORT.md: all
 
 
 def _leaf(value):
@@ -326,9 +327,6 @@ def write_report(profile, update_readme: bool | None = None, readme_path=None) -
                 + render_summary(results) + "\n" + _readme_figures(results, readme_path.parent))
         update_readme_results(readme_path, body)
     return report
-
-
-README_FIGURES = ("generator_samples", "03_generated_vs_sd", "04_top_k", "06_vist_stories")
 
 
 def _readme_figures(results: dict, base_dir: Path) -> str:

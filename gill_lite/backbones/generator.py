@@ -97,8 +97,6 @@ class ImageGenerator:
 
         With guidance > 1 the negative embedding is the encoding of the empty prompt, as in SD.
         """
-        import torch
-
         if prompt_embeds.ndim != 3 or tuple(prompt_embeds.shape[1:]) != (self.max_length, self.text_width):
             raise ValueError(f"prompt_embeds must be (N, {self.max_length}, {self.text_width}), got {tuple(prompt_embeds.shape)}")
         dtype = self.pipeline.text_encoder.dtype

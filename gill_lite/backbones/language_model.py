@@ -14,7 +14,6 @@ output (captured with a hook), and that ``lm_head`` of it gives the logits.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path

@@ -2,12 +2,14 @@
 
 Two caches per dataset: the image encoder's pooled vectors (N, image_hidden) and the generator's text-encoder
 outputs of the captions (N, max_length, text_width), the generation targets (the published code precomputes
-these too). A third one, per stage run, when nothing upstream of the [IMG] states learns (the staged generation
-and retrieval stages: the LM is frozen and so are the [IMG] rows): the LM's 8 [IMG] states after every
-caption (N, n_img, lm_hidden), keyed by a hash of the [IMG] rows, so the mapper and the retrieval heads train on
-them without an LM pass per step. Files: ``profile.run_dir/"cache"/<dataset>--<frozen config_name>--{image,text}.safetensors``
+these too). Files: ``profile.run_dir/"cache"/<dataset>--<frozen config_name>--{image,text}.safetensors``
 (safetensors, with the dataset's ids digest in the metadata; a mismatch recomputes). Large sets are sharded
 (``shard_size`` rows per file) and read row by row from memory-mapped files.
+
+A third cache serves the stages where nothing upstream of the [IMG] states learns (the staged generation and
+retrieval stages: the LM is frozen and so are the [IMG] rows): the LM's 8 [IMG] states after every caption
+(N, n_img, lm_hidden), named by a hash of the [IMG] rows, so the mapper and the retrieval heads train without an
+LM pass per step (`img_states`).
 """
 from __future__ import annotations
 

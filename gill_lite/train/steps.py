@@ -80,7 +80,8 @@ def img_forward(model, captions: list[str], max_text_len: int = 32, with_grad: b
 def compute_losses(model, batch: dict, stage: str, train_cfg) -> dict[str, torch.Tensor]:
     """The losses of ``stage`` on ``batch`` (keys ``captions``, ``image_features`` (N, image_hidden),
     ``text_targets`` (N, max_length, text_width), optionally ``img_states`` (N, n_img, lm_hidden) cached by
-    `gill_lite.train.caches.img_states`, used instead of the LM pass when the stage has no [IMG] loss). Returns a dict of scalar losses (summed by the caller)."""
+    `gill_lite.train.caches.img_states`, used instead of the LM pass when the stage has no [IMG] loss).
+    Returns a dict of scalar losses (summed by the caller)."""
     wanted = STAGE_LOSSES[stage]
     losses = {}
     captions = batch["captions"]
