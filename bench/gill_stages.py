@@ -11,6 +11,7 @@ throughput with caches >= 2x without.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -89,8 +90,6 @@ def main(argv=None) -> dict:
     out_path = REPO_ROOT / "runs" / "bench" / "gill_stages.json"
     figures = {"profile": profile.name, "threads": torch.get_num_threads()}
     if args.only == "throughput":
-        import json
-
         old = json.loads(out_path.read_text()) if out_path.exists() else {}
         figures = {**{k: v for k, v in old.items() if not k.startswith("throughput.")}, **figures,
                    **throughput(profile, parts, args.throughput_steps)}
@@ -102,8 +101,6 @@ def main(argv=None) -> dict:
     model = train_stage(profile, "retrieval", parts)  # the staged chain: captioning -> img_tokens -> generation -> retrieval
     figures["train_or_load_s"] = round(time.time() - t0, 1)
     for stage in ("captioning", "img_tokens", "generation", "retrieval"):
-        import json
-
         run = json.loads((stage_dir(profile, stage) / "gill_config.json").read_text()).get("run", {})
         figures[f"train.{stage}.seconds"] = run.get("seconds")
         figures[f"train.{stage}.steps"] = run.get("steps")
@@ -118,14 +115,9 @@ def main(argv=None) -> dict:
     acc, _ = caption_accuracy(model, test[:500], w.image_size)
     figures |= {f"captioning.test.{k}": round(v, 4) for k, v in acc.items()}
     figures["captioning.eval_s"] = round(time.time() - t, 1)
-    from gill_lite.train.caches import image_features
-    from gill_lite.train.data import training_set
-    from gill_lite.train.metrics import linear_probe_accuracy
-    from gill_lite.world.corpus import render_images
+    from gill_lite.train.metrics import image_encoder_probe
 
-    feats = image_features(training_set(profile), parts.image_encoder, profile.run_dir / "cache")
-    probe = linear_probe_accuracy(feats[list(range(len(feats)))], [e.shape for e in split("train", w.n_train)],
-                                  parts.image_encoder.encode(render_images(heldout, w.image_size)), [e.shape for e in heldout])
+    probe = image_encoder_probe(profile, parts.image_encoder, heldout)
     figures |= {f"captioning.heldout.linear_probe_ceiling.{k}": round(v, 4) for k, v in probe.items()}
 
     figures["img0_emission.test"] = round(img_emission_share(model, [e.caption for e in test]), 4)
@@ -147,8 +139,6 @@ def main(argv=None) -> dict:
     if args.only == "all":
         figures |= throughput(profile, parts, args.throughput_steps)
     elif out_path.exists():  # keep the throughput figures of an earlier run
-        import json
-
         figures |= {k: v for k, v in json.loads(out_path.read_text()).items() if k.startswith("throughput.")}
     for k, v in figures.items():
         print(f"{k}: {v}")

@@ -18,7 +18,6 @@ frozen LM needs only input gradients in the backward pass (about 1x its forward,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource

@@ -76,15 +76,9 @@ fig"""),
         new_markdown_cell("""## How much can a linear prefix read from the image encoder?
 The prefix is one linear layer, so a linear probe on the frozen pooled vectors (trained on the training split's
 features, tested on the held-out images) is roughly the ceiling of the captions above, attribute by attribute."""),
-        new_code_cell("""from gill_lite.train.caches import image_features
-from gill_lite.train.data import training_set
-from gill_lite.train.metrics import linear_probe_accuracy
-from gill_lite.world.corpus import render_images
+        new_code_cell("""from gill_lite.train.metrics import image_encoder_probe
 
-train_feats = image_features(training_set(profile), parts.image_encoder, profile.run_dir / "cache")
-train_shapes = [e.shape for e in make_split("train", w.n_train, w.seed, w.heldout_fraction, w.image_size)]
-probe = linear_probe_accuracy(train_feats[list(range(len(train_feats)))], train_shapes,
-                              parts.image_encoder.encode(render_images(heldout, w.image_size)), [e.shape for e in heldout])
+probe = image_encoder_probe(profile, parts.image_encoder, heldout)
 print("attribute accuracy of generated captions on", len(heldout), "held-out images:")
 print("  captions    ", {k: round(v, 3) for k, v in accuracy.items()})
 print("  linear probe", {k: round(v, 3) for k, v in probe.items()})

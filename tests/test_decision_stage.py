@@ -77,3 +77,26 @@ def test_whole_stage_on_a_world_aware_fake(tmp_path, monkeypatch):
     assert 0.5 < ceiling <= 1.0
     shares = stage.choice_shares(head, collection.features(), collection.categories)
     assert shares["retrieval_share_corpus"] > 0.8 and shares["generation_share_novel"] > 0.8
+
+
+def test_collection_fingerprint_follows_weights_not_timestamps(tmp_path):
+    """A rebuilt stand-in (same names, same sizes, other weights) needs a new collection; a touched file does not."""
+    import os
+
+    from gill_lite.config import get_profile
+    from gill_lite.decision.stage import frozen_fingerprint
+
+    folders = {}
+    for part in ("lm", "clip", "generator"):
+        folders[part] = tmp_path / part
+        (folders[part] / "unet").mkdir(parents=True)
+        (folders[part] / "unet" / "w.safetensors").write_bytes(b"\0" * 4096)
+    profile = get_profile("ci", lm={"name_or_path": str(folders["lm"])},
+                          image_encoder={"name_or_path": str(folders["clip"])},
+                          generator={"name_or_path": str(folders["generator"])})
+    first = frozen_fingerprint(profile)
+    weights = folders["generator"] / "unet" / "w.safetensors"
+    os.utime(weights, (1, 1))
+    assert frozen_fingerprint(profile) == first
+    weights.write_bytes(b"\1" * 4096)  # the UNet retrained: GILL's names keep still, the images change
+    assert frozen_fingerprint(profile) != first

@@ -127,6 +127,14 @@ def test_full_summary_tables_and_recorded_figures(tmp_path, monkeypatch):
     figures = vist_figures(summary)
     assert figures["clip_similarity"]["gill_captions_images"]["paper"] == 0.641
     assert figures["retrieval"]["gill_captions_images_R1"]["value"] == 1.0
+    assert figures["retrieval"]["gill_captions_images_R1"]["paper"] == 0.203
+    # the same-shape recall and both GILL / text-only CLIP ratios are recorded beside the exact-image ones
+    eq = figures["retrieval_equivalent"]
+    assert eq["equivalence"] == "same shape" and eq["gill_captions_images_R1"]["value"] == 1.0
+    assert "paper" not in eq["gill_captions_images_R1"]
+    for block, ratio in ((summary["retrieval"], figures["retrieval"]), (summary["retrieval"]["equivalent"], eq)):
+        clip = block["settings"]["clip_text/captions"]["R@1"]["mean"]
+        assert ratio.get("gill_over_clip_text_R1") == (1.0 / clip if clip > 0 else None)
     monkeypatch.setenv("GILL_RUNS_DIR", str(tmp_path))
     from gill_lite.pipeline import record_results
 

@@ -50,7 +50,7 @@ def test_linear_probe_reads_a_linear_code():
 def test_recall_breaks_ties_in_expectation():
     import torch
 
-    from gill_lite.train.metrics import recall_at_k
+    from gill_lite.train.metrics import diagonal_recall_at_k as recall_at_k
 
     scores = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.5, 0.9], [0.0, 0.0, 1.0]])
     r = recall_at_k(scores, (1, 2))

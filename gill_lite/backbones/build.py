@@ -86,28 +86,12 @@ def ensure_standins(profile, rebuild: bool = False, log=print) -> dict:
 
 
 def main(argv=None) -> int:
-    import os
+    """``python -m gill_lite.backbones.build``: the same options as ``gill-lite standins`` (`.cli`)."""
+    from .cli import add_arguments, run
 
-    import torch
-
-    from gill_lite.config import get_profile
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default=None)
-    parser.add_argument("--rebuild", action="store_true")
-    parser.add_argument("--only", nargs="*", default=list(PARTS), choices=PARTS)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--resume-generator", action="store_true", help="continue training the existing generator")
-    parser.add_argument("--unet-minutes", type=float, default=None, help="override generator.unet_train_minutes")
-    parser.add_argument("--unet-lr", type=float, default=None, help="override generator.lr")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    overrides = {k: v for k, v in (("unet_train_minutes", args.unet_minutes), ("lr", args.unet_lr)) if v is not None}
-    profile = get_profile(args.profile, **({"generator": overrides} if overrides else {}))
-    build_standins(profile, parts=args.only, rebuild=args.rebuild, log=lambda m: print(m, flush=True),
-                   resume_generator=args.resume_generator)
-    return 0
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -308,10 +308,10 @@ def pretrain_generator(profile, out_dir, log=print, resume_from=None) -> dict:
     else:
         old = load_generator(_with_generator_path(profile, resume_from)).pipeline
         text_encoder, tokenizer, unet = old.text_encoder, old.tokenizer, old.unet
-        card = json.loads((Path(resume_from) / "model_card.json").read_text())["figures"]
-        figures = {k: v for k, v in card.items() if k.startswith("text_encoder_")}
-        previous_steps = int(card.get("unet_steps", 0))
-        previous_recipe = json.loads((Path(resume_from) / "model_card.json").read_text())["recipe"]
+        card = json.loads((Path(resume_from) / "model_card.json").read_text())
+        figures = {k: v for k, v in card["figures"].items() if k.startswith("text_encoder_")}
+        previous_steps = int(card["figures"].get("unet_steps", 0))
+        previous_recipe = card["recipe"]
         unet.requires_grad_(True)
         torch.manual_seed(cfg.seed + previous_steps)
     text_encoder.requires_grad_(False).eval()

@@ -8,6 +8,7 @@ Each step finds its finished output under ``<run_dir>/decision/`` (collection, v
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,21 +73,16 @@ def corpus_index(profile, model, parts):
 
 
 def frozen_fingerprint(profile) -> str:
-    """A short hash of the frozen parts' local weight files (names, sizes, modification times): a rebuilt
-    stand-in (same config, new weights) makes new images, so it needs a new collection. Hub ids hash as names."""
-    import hashlib
-    import os
+    """The frozen parts' names plus `weights_digest` of every local weight file, the generator's UNet included
+    (its ``config_name`` covers the text encoder only): a rebuilt stand-in (same config, new weights) makes new
+    images, so it needs a new collection. Hub ids hash as names."""
+    from gill_lite.backbones.cards import weights_digest
 
-    h = hashlib.sha1()
+    parts = []
     for cfg in (profile.lm, profile.image_encoder, profile.generator):
         path = Path(profile.resolve(cfg.name_or_path))
-        h.update(str(cfg.name_or_path).encode())
-        if path.is_dir():
-            for f in sorted(path.rglob("*")):
-                if f.is_file() and f.suffix in (".safetensors", ".bin"):  # weights only: cards get re-rendered
-                    st = os.stat(f)
-                    h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
+        parts.append(f"{cfg.name_or_path}:{weights_digest(path) if path.is_dir() else ''}")
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 
 def collect_for_profile(profile, model, parts, prompts=None, progress: bool = True) -> Collection:

@@ -33,12 +33,9 @@ def evaluate_vist(runner, parts, stories, eval_cfg, skipped=(), batch_size: int 
         "seconds": {"generation": gen.seconds, "retrieval": ret.seconds, "total": seconds},
         "stories_per_second": len(stories) / seconds if seconds > 0 else None,
     }
-    r1 = summary["retrieval"]["settings"]
-    if "gill/captions_images" in r1 and "clip_text/captions" in r1:
-        gill, clip = r1["gill/captions_images"]["R@1"]["mean"], r1["clip_text/captions"]["R@1"]["mean"]
-        summary["retrieval"]["gill_over_clip_text_R@1"] = gill / clip if clip > 0 else None
-    eq = summary["retrieval"].get("equivalent", {}).get("settings", {})
-    if "gill/captions_images" in eq and "clip_text/captions" in eq:
-        gill, clip = eq["gill/captions_images"]["R@1"]["mean"], eq["clip_text/captions"]["R@1"]["mean"]
-        summary["retrieval"]["equivalent"]["gill_over_clip_text_R@1"] = gill / clip if clip > 0 else None
+    for block in (summary["retrieval"], summary["retrieval"].get("equivalent")):  # exact image; same shape
+        settings = (block or {}).get("settings", {})
+        if "gill/captions_images" in settings and "clip_text/captions" in settings:
+            gill, clip = (settings[k]["R@1"]["mean"] for k in ("gill/captions_images", "clip_text/captions"))
+            block["gill_over_clip_text_R@1"] = gill / clip if clip > 0 else None
     return summary, gen, ret

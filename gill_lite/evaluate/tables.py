@@ -93,32 +93,33 @@ def vist_figures(summary: dict) -> dict:
             out["attribute_accuracy"][key] = {a: v["mean"] for a, v in row["attributes"].items()}
     for setting, c in summary.get("ceilings", {}).items():
         out.setdefault("ceilings", {})[setting] = c["determined"]
-    for name, row in summary["retrieval"]["settings"].items():
-        key = name.replace("/", "_")
-        for k, v in row.items():
-            if k.startswith("R@"):
-                out["retrieval"][f"{key}_{k.replace('@', '')}"] = {
-                    "value": v["mean"], "ci": [v["low"], v["high"]],
-                    "paper": row.get("paper_R@1") if k == "R@1" else None}
+    out["retrieval"] = _recall_figures(summary["retrieval"]["settings"])
     for o in summary["generation"]["orderings"]:
         key = f"{o['higher']} > {o['lower']} ({o.get('metric', 'clip_similarity')})".replace("/", "_")
         out["orderings"][key] = bool(o["paired_holds"])
-    ratio = summary["retrieval"].get("gill_over_clip_text_R@1")
-    if ratio is not None:
-        out["retrieval"]["gill_over_clip_text_R1"] = ratio
+    if summary["retrieval"].get("gill_over_clip_text_R@1") is not None:
+        out["retrieval"]["gill_over_clip_text_R1"] = summary["retrieval"]["gill_over_clip_text_R@1"]
     eq = summary["retrieval"].get("equivalent")
     if eq:
-        out["retrieval_equivalent"] = {"equivalence": eq["equivalence"]}
-        for name, row in eq["settings"].items():
-            for k, v in row.items():
-                out["retrieval_equivalent"][f"{name.replace('/', '_')}_{k.replace('@', '')}"] = {
-                    "value": v["mean"], "ci": [v["low"], v["high"]]}
+        out["retrieval_equivalent"] = {"equivalence": eq["equivalence"], **_recall_figures(eq["settings"])}
         if eq.get("gill_over_clip_text_R@1") is not None:
             out["retrieval_equivalent"]["gill_over_clip_text_R1"] = eq["gill_over_clip_text_R@1"]
     out["counts"] = summary["counts"]
     if summary.get("stories_per_second"):
         out["stories_per_second"] = summary["stories_per_second"]
     return _drop_none(out)
+
+
+def _recall_figures(settings: dict) -> dict:
+    """``{"gill/captions": {"R@1": ci, ...}}`` -> ``{"gill_captions_R1": {"value", "ci", "paper"}, ...}``."""
+    out = {}
+    for name, row in settings.items():
+        for k, v in row.items():
+            if k.startswith("R@"):
+                out[f"{name.replace('/', '_')}_{k.replace('@', '')}"] = {
+                    "value": v["mean"], "ci": [v["low"], v["high"]],
+                    "paper": row.get("paper_R@1") if k == "R@1" else None}
+    return out
 
 
 def _drop_none(d):

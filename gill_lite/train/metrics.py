@@ -92,10 +92,10 @@ def retrieval_recall(model, examples, ks=(1, 5, 10), image_size: int = 32, batch
     index = RetrievalIndex.build(model, images, [e.id for e in examples], batch_size=batch_size)
     queries = torch.cat([text_embeddings(model, img_states_batch(model, [e.caption for e in examples[i : i + batch_size]]))
                          for i in range(0, len(examples), batch_size)])
-    return recall_at_k(queries @ index.embeddings.t(), ks)
+    return diagonal_recall_at_k(queries @ index.embeddings.t(), ks)
 
 
-def recall_at_k(scores: torch.Tensor, ks=(1, 5, 10)) -> dict:
+def diagonal_recall_at_k(scores: torch.Tensor, ks=(1, 5, 10)) -> dict:
     """Recall@k of a (queries x pool) score matrix whose diagonal holds the true pairs.
 
     Exact ties (pixel-identical renders give identical scores) are broken uniformly at random, in expectation:
@@ -163,3 +163,19 @@ def linear_probe_accuracy(train_features, train_shapes, eval_features, eval_shap
         correct &= hit
     out["all"] = float(correct.float().mean())
     return out
+
+
+def image_encoder_probe(profile, image_encoder, examples, steps: int = 300) -> dict[str, float]:
+    """`linear_probe_accuracy` of ``image_encoder``'s pooled vectors: trained on the profile's training set
+    (its cached features), tested on ``examples`` (world `Example`s, rendered here). The visual prefix is one
+    linear layer, so this is roughly the ceiling of captioning on those images."""
+    from ..world.corpus import make_split, render_images
+    from .caches import image_features
+    from .data import training_set
+
+    w = profile.world
+    feats = image_features(training_set(profile), image_encoder, profile.run_dir / "cache")
+    train_shapes = [e.shape for e in make_split("train", w.n_train, w.seed, w.heldout_fraction, w.image_size)]
+    return linear_probe_accuracy(feats[list(range(len(feats)))], train_shapes,
+                                 image_encoder.encode(render_images(examples, w.image_size)),
+                                 [e.shape for e in examples], steps=steps)
