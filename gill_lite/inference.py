@@ -1,8 +1,10 @@
 """GILL at inference: interleaved images and text in; text, [IMG] states, generated or retrieved images out.
 
 Inputs are "contexts": a ``str``, an image (uint8 ``(H, W, 3)`` array), or a list mixing both. Each image
-becomes its visual-prefix tokens; each text segment becomes ``BOS text`` (as GILL's inference, which tokenizes
-every text with OPT's tokenizer, BOS included, and as the training sequences ``[prefix] BOS caption``).
+becomes its visual-prefix tokens; the first text segment becomes ``BOS text`` and every later one just ``text``:
+BOS is added once per context, as the published ``generate_for_images_and_texts(..., always_add_bos=False)``
+does, and as the training sequences (``[prefix] BOS caption [prefix] caption``, ``BOS caption [IMG0..7] caption
+[IMG0..7]``) are built. A BOS before every segment would open a new document for the LM at every caption.
 
 Decoding is greedy with a KV cache. ``[IMG1..7]`` can never be sampled; once ``[IMG0]`` is produced, the other
 seven are appended (fed one by one through the cache, which computes exactly what appending them at once does).
@@ -64,12 +66,13 @@ def context_embeds(model, context) -> torch.Tensor:
         raise ValueError("empty context")
     images = [x for x in items if _is_image(x)]
     feats = iter(model.prefix(encode_images(model, images))) if images else iter(())
-    parts = []
+    parts, bos = [], [model.bos_id]
     for x in items:
         if _is_image(x):
             parts.append(next(feats))
         elif isinstance(x, str):
-            ids = torch.tensor([model.bos_id] + model.tokenize(x), device=model.device)
+            ids = torch.tensor(bos + model.tokenize(x), device=model.device, dtype=torch.long)
+            bos = []  # once per context
             parts.append(model.embed_tokens(ids))
         else:
             raise TypeError(f"a context holds str or uint8 images, not {type(x).__name__}")

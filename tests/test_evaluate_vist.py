@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gill_lite.evaluate.contexts import SETTINGS, baseline_prompt, build_context, dialogue_text
-from gill_lite.evaluate.stories import from_world_story
+from gill_lite.evaluate.stories import EvalStory, from_world_story
 from evaluate_fakes import FakeRunner, Flatten, _img, _story
 from gill_lite.evaluate.vist import (
     ceilings, duplicate_targets, evaluate_generation, evaluate_retrieval, retrieval_pool,
@@ -85,6 +85,19 @@ def test_retrieval_excludes_the_storys_own_earlier_images():
     stories[1] = _story(1, imgs1)
     pool, targets, excluded = retrieval_pool(stories)
     assert duplicate_targets(pool, targets, excluded) == 1
+
+
+def test_retrieval_pool_has_unique_ids_and_excludes_by_id():
+    """As FROMAGe's eval_vist_retrieval.py: one candidate per image id; context images excluded by id, so a
+    photo shared with another story of the album is excluded there too and counted once."""
+    stories = [_story(i) for i in range(3)]
+    shared = EvalStory("s9", list(stories[0].captions), stories[1].images.copy(),
+                       [stories[1].image_ids[0], *stories[2].image_ids[1:4], "own-last"])
+    stories.append(shared)
+    pool, targets, excluded = retrieval_pool(stories)
+    assert len(pool) == 16  # 15 ids of stories 0-2 and one new id
+    assert targets[3] == 15 and excluded[3] == [5, 11, 12, 13]
+    assert list(targets[:3]) == [4, 9, 14]
 
 
 def test_world_stories_carry_shape_and_ceilings():

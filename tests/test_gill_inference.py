@@ -63,6 +63,20 @@ def test_emits_img_matches_decoding(model, monkeypatch):
     assert inf.img_emission(model, ["a red circle.", "there is a"]) == [True, True]
 
 
+def test_one_bos_per_context(model):
+    """BOS opens the context once, before its first text (published ``always_add_bos=False``)."""
+    image = np.zeros((8, 8, 3), np.uint8)
+    joined = inf.context_embeds(model, ["a red circle.", "it moves left."])
+    ids = [model.bos_id] + model.tokenize("a red circle.") + model.tokenize("it moves left.")
+    assert torch.allclose(joined, model.embed_tokens(torch.tensor(ids)))
+    mixed = inf.context_embeds(model, [image, "a red circle.", image, "it moves left."])
+    n_vis = model.prefix(inf.encode_images(model, [image])).shape[1]
+    assert mixed.shape[0] == len(ids) + 2 * n_vis
+    bos = model.embed_tokens(torch.tensor([model.bos_id]))[0]
+    is_bos = [torch.allclose(row, bos) for row in mixed]
+    assert sum(is_bos) == 1 and is_bos[n_vis]  # after the first image, before the first text
+
+
 def test_img_states_equal_the_training_forward(model):
     caption = "a large green square on the left."
     states = inf.img_states(model, caption)

@@ -69,9 +69,13 @@ def test_caption_pairs_concatenate_half_the_examples():
     embeds, mask, labels = caption_inputs(_FakeModel(), prefix, captions, concat_fraction=0.5)
     assert embeds.shape[0] == 3  # (0,1) joined, 2 and 3 alone
     row0 = labels[0][mask[0].bool()].tolist()
-    # [3 visual] BOS a b [3 visual] BOS ccc: labels only on caption tokens
-    assert row0 == [-100] * 4 + [11, 11] + [-100] * 4 + [13]
+    # [3 visual] BOS a b [3 visual] ccc: the second caption's BOS is removed (published captioning concat)
+    assert row0 == [-100] * 4 + [11, 11] + [-100] * 3 + [13]
+    bos_rows = embeds[0][mask[0].bool()][:, 0] == _FakeModel.bos_id
+    assert bos_rows.sum() == 1 and bos_rows[3]
     assert labels[2][mask[2].bool()].tolist() == [-100] * 4 + [11]
-    assert mask.sum(1).tolist() == [11, 7, 5]
+    assert mask.sum(1).tolist() == [10, 7, 5]
     _, _, single = caption_inputs(_FakeModel(), prefix, captions, concat_fraction=0.0)
     assert single.shape[0] == 4
+    _, _, chosen = caption_inputs(_FakeModel(), prefix, captions, groups=[(3, 0), (1,), (2,)])
+    assert chosen[0][:10].tolist() == [-100] * 4 + [11] + [-100] * 3 + [11, 11]

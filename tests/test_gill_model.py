@@ -109,12 +109,31 @@ def test_published_quirk_would_shrink_masked_rows():
 def test_img_inputs_labels():
     parts = tiny_parts()
     m = GillModel.build(parts, tiny_train_cfg())
-    ids, mask, labels, pos = img_inputs(m, CAPTIONS[:2])
+    ids, mask, labels, rows, pos = img_inputs(m, CAPTIONS[:2])
     n = len(m.tokenize(CAPTIONS[0]))
     assert ids[0, 0] == m.bos_id and ids[0, 1 + n] == m.img_ids[0]
     assert labels[0, 0] == -100 and labels[0, 1 + n] == m.img_ids[0]
     assert (labels[0, 2 + n : 9 + n] == -100).all()  # [IMG1..7]: no label
-    assert torch.equal(ids[0, pos[0]], torch.tensor(m.img_ids))
+    assert rows.tolist() == [0, 1] and torch.equal(ids[0, pos[0]], torch.tensor(m.img_ids))
+
+
+def test_img_inputs_pair_as_published():
+    """``BOS caption_a [IMG0..7] caption_b [IMG0..7]``: one BOS, labels on both captions and both [IMG0], and
+    both blocks' positions (published gill/models.py forward, retrieval / generation modes)."""
+    m = GillModel.build(tiny_parts(), tiny_train_cfg())
+    a, b = m.tokenize(CAPTIONS[0]), m.tokenize(CAPTIONS[1])
+    img, ign = list(m.img_ids), [-100] * 7
+    ids, mask, labels, rows, pos = img_inputs(m, CAPTIONS[:3], groups=[(0, 1), (2,)])
+    assert ids.shape[0] == 2 and rows.tolist() == [0, 0, 1]
+    L = 1 + len(a) + 8 + len(b) + 8
+    assert ids[0, :L].tolist() == [m.bos_id, *a, *img, *b, *img] and int(mask[0].sum()) == L
+    assert labels[0, :L].tolist() == [-100, *a, img[0], *ign, *b, img[0], *ign]
+    assert (ids[0] == m.bos_id).sum() == 1  # the second caption's BOS is removed
+    assert pos[0].tolist() == list(range(1 + len(a), 9 + len(a))) and pos[1].tolist() == list(range(L - 8, L))
+    _, _, _, rows_b, pos_b = img_inputs(m, CAPTIONS[:3], groups=[(1, 0), (2,)])  # order within the pair counts
+    assert pos_b[1].tolist() == list(range(1 + len(b), 9 + len(b)))
+    with pytest.raises(ValueError):
+        img_inputs(m, CAPTIONS[:3], groups=[(0, 1)])  # example 2 missing
 
 
 def test_save_load_roundtrip_and_refusal(tmp_path):

@@ -7,7 +7,7 @@ import torch
 from gill_fixtures import tiny_parts
 from gill_lite.config import get_profile
 from gill_lite.model import GillModel
-from gill_lite.train import loop
+from gill_lite.train import loop, pairs
 from gill_lite.train.caches import image_features
 from gill_lite.train.data import CaptionSet
 
@@ -43,10 +43,39 @@ def test_stage_decay_interval_overrides_and_enters_its_fingerprint():
     assert loop.fingerprint(base, "img_tokens", names) == loop.fingerprint(longer, "img_tokens", names)
 
 
-def test_batches_cover_each_epoch_once():
-    rows = torch.cat([loop.batch_indices(10, 4, s, seed=3) for s in range(5)])
+@pytest.mark.parametrize("n_matchings", [0, 3])
+def test_batches_cover_each_epoch_once(n_matchings):
+    rows = torch.cat([pairs.batch_indices(10, 4, s, seed=3, n_matchings=n_matchings) for s in range(5)])
     assert sorted(rows[:10].tolist()) == list(range(10)) and sorted(rows[10:20].tolist()) == list(range(10))
-    assert torch.equal(loop.batch_indices(10, 4, 2, 3), loop.batch_indices(10, 4, 2, 3))
+    assert torch.equal(pairs.batch_indices(10, 4, 2, 3), pairs.batch_indices(10, 4, 2, 3))
+
+
+@pytest.mark.parametrize("n", [40, 41])
+def test_pairs_come_from_fixed_matchings(n):
+    """With K matchings a joined pair is always two partners of matching (epoch % K), and the roles say so."""
+    seen = set()
+    for step in range(12):
+        plan = pairs.plan_batch(n, 8, step, seed=5, concat_fraction=0.5, n_matchings=3)
+        assert sorted(i for g in plan.groups for i in g) == list(range(8))
+        for g in plan.groups:
+            if len(g) == 2:
+                a, b = (plan.rows[i] for i in g)
+                k = plan.roles[g[1]]
+                assert pairs.matching(n, k, 5)[b] == a and plan.roles[g[0]] == pairs.ALONE
+                seen.add(k)
+        assert sum(len(g) == 2 for g in plan.groups) <= 2  # round(0.5 * 8) = 4 slots: at most two pairs
+    assert seen == {0, 1, 2}
+    left = pairs.matching(n, 0, 5)
+    has = left >= 0
+    assert (left[left[has]] == torch.arange(n)[has]).all()  # a partner's partner is you
+    assert int((left < 0).sum()) == n % 2
+
+
+def test_pairs_never_straddle_processes():
+    full = pairs.plan_batch(40, 8, 3, seed=1, concat_fraction=0.5, n_matchings=2)
+    halves = [pairs.plan_batch(40, 8, 3, seed=1, concat_fraction=0.5, n_matchings=2, rank=r, world=2) for r in (0, 1)]
+    assert halves[0].rows + halves[1].rows == full.rows
+    assert [len(g) for h in halves for g in h.groups] == [len(g) for g in full.groups]
 
 
 def test_feature_cache_is_computed_once(runs):
@@ -67,8 +96,11 @@ def test_feature_cache_is_computed_once(runs):
 def test_img_states_cache_replaces_the_lm_pass(runs):
     parts = tiny_parts()
     prof = small_profile(steps=6)
-    assert loop.states_cacheable("generation") and loop.states_cacheable("retrieval")
-    assert not loop.states_cacheable("img_tokens") and not loop.states_cacheable("joint")
+    assert prof.train.pair_matchings == 2 and prof.train.concat_fraction == 0.5
+    assert loop.states_cacheable("generation", prof.train) and loop.states_cacheable("retrieval", prof.train)
+    assert not loop.states_cacheable("img_tokens", prof.train) and not loop.states_cacheable("joint", prof.train)
+    random_pairs = small_profile(pair_matchings=0).train  # new partners every epoch: nothing to cache
+    assert not loop.states_cacheable("generation", random_pairs)
     logs, calls = {}, {}
     for use_cache in (True, False):
         model = GillModel.build(parts, prof.train)
@@ -77,7 +109,9 @@ def test_img_states_cache_replaces_the_lm_pass(runs):
         model.lm_forward = lambda *a, **k: (n.__setitem__(0, n[0] + 1), forward(*a, **k))[1]
         loop.train(model, "generation", parts, prof, runs / f"g{use_cache}", use_cache=use_cache, progress=False)
         logs[use_cache], calls[use_cache] = [r["gen"] for r in loop.read_log(runs / f"g{use_cache}")], n[0]
-    assert calls == {True: 1, False: 6}  # one cache pass over the 40 captions instead of one LM pass per step
+    # one cache pass over the 40 captions alone and one per matching (as second of a pair) instead of one LM
+    # pass per step; with pairs joined in every batch, the cached losses equal the uncached ones
+    assert calls == {True: 3, False: 6}
     assert logs[True] == pytest.approx(logs[False], rel=1e-4)
     files = sorted(p.name for p in (runs / "ci" / "cache").glob("*imgstates*"))
     assert len(files) == 1

@@ -215,13 +215,29 @@ class RetrievalResults:
         return out
 
 
+def pool_index(stories) -> dict[str, int]:
+    """Pool index of every unique image id of the stories, in order of first appearance."""
+    index: dict[str, int] = {}
+    for s in stories:
+        for image_id in s.image_ids:
+            index.setdefault(image_id, len(index))
+    return index
+
+
 def retrieval_pool(stories):
-    """Every image of every story, and for each story the pool index of its last image and of its others."""
-    images = np.concatenate([s.images for s in stories])
-    offsets = np.cumsum([0] + [len(s.images) for s in stories])
-    targets = offsets[1:] - 1
-    excluded = [list(range(offsets[i], offsets[i + 1] - 1)) for i in range(len(stories))]
-    return images, targets, excluded
+    """The candidate pool as FROMAGe's ``evals/eval_vist_retrieval.py`` builds it: every *unique* image id of
+    the stories (VIST photos repeat across the stories of an album), once each; for each story the pool index
+    of its last image and the indices of its context images, excluded by id. Returns (images, targets,
+    excluded)."""
+    index = pool_index(stories)
+    first = {}
+    for s in stories:
+        for image_id, image in zip(s.image_ids, s.images):
+            first.setdefault(image_id, image)
+    images = [first[i] for i in index]
+    targets = np.array([index[s.image_ids[-1]] for s in stories])
+    excluded = [sorted({index[i] for i in s.image_ids[:-1]} - {index[s.image_ids[-1]]}) for s in stories]
+    return np.stack(images), targets, excluded
 
 
 def evaluate_retrieval(
@@ -270,7 +286,8 @@ def equivalent_candidates(stories, pool, targets, excluded) -> tuple[str, list[l
     """For each story, the other pool images that show the same thing as its last image: the same main shape
     when every frame's shape is known (ShapeStories), else pixel-identical images. Excluded ones are left out."""
     if all(s.frame_shapes is not None for s in stories):
-        shapes = [sh for s in stories for sh in s.frame_shapes]
+        by_id = {i: sh for s in stories for i, sh in zip(s.image_ids, s.frame_shapes)}
+        shapes = [by_id[i] for i in pool_index(stories)]
         kind, key = "same shape", lambda i: shapes[i]  # noqa: E731
     else:
         kind, key = "identical pixels", lambda i: np.ascontiguousarray(pool[i]).tobytes()  # noqa: E731

@@ -8,8 +8,8 @@ these too). Files: ``profile.run_dir/"cache"/<dataset>--<frozen config_name>--{i
 
 A third cache serves the stages where nothing upstream of the [IMG] states learns (the staged generation and
 retrieval stages: the LM is frozen and so are the [IMG] rows): the LM's 8 [IMG] states after every caption
-(N, n_img, lm_hidden), named by a hash of the [IMG] rows, so the mapper and the retrieval heads train without an
-LM pass per step (`img_states`).
+(N, 1 + pair matchings, n_img, lm_hidden): alone and as the second of a concatenated pair), named by a hash of
+the [IMG] rows, so the mapper and the retrieval heads train without an LM pass per step (`img_states`).
 """
 from __future__ import annotations
 
@@ -120,17 +120,39 @@ def img_rows_digest(model) -> str:
     return h.hexdigest()[:12]
 
 
-def img_states(dataset, model, cache_dir, max_text_len: int, **kwargs) -> CachedFeatures:
-    """The frozen LM's [IMG] states after ``BOS caption [IMG0..7]`` for every caption of ``dataset`` (cached).
+def img_states(dataset, model, cache_dir, max_text_len: int, n_matchings: int = 0, seed: int = 0,
+               **kwargs) -> CachedFeatures:
+    """The frozen LM's [IMG] states of every caption of ``dataset``, alone and in its pairs (cached).
 
-    Valid only while the [IMG] rows do not learn; the file name carries their hash and ``max_text_len``, so a
-    retrained `img_tokens` stage gets a new cache. Right padding cannot change them (causal attention, positions
-    from the mask), so they equal the states of the training batches up to float rounding."""
+    Row ``i`` is ``(1 + n_matchings, n_img, lm_hidden)``: the states after ``BOS caption_i [IMG0..7]`` (also
+    those of caption ``i`` as the *first* of a pair: attention is causal), then for each fixed matching ``k``
+    (`gill_lite.train.pairs.matching`) the states of caption ``i`` as the *second* of its pair, ``BOS
+    caption_partner [IMG0..7] caption_i [IMG0..7]`` (its own states again when it has no partner).
+    Valid only while the [IMG] rows do not learn; the file name carries their hash, ``max_text_len`` and the
+    matchings, so a retrained `img_tokens` stage gets a new cache. Right padding cannot change them (causal
+    attention, positions from the mask), so they equal the states of the training batches up to float rounding."""
+    from .pairs import matching
     from .steps import img_forward
 
-    def encode(idx):
-        return img_forward(model, [dataset.captions[i] for i in idx], max_text_len, with_grad=False)[2]
+    partners = [matching(len(dataset), k, seed) for k in range(n_matchings)]
 
-    name = f"{model.frozen_names['lm']}-img{img_rows_digest(model)}-len{max_text_len}"
+    def encode(idx):
+        caps = [dataset.captions[i] for i in idx]
+        out = [img_forward(model, caps, max_text_len, with_grad=False)[2]]
+        for partner in partners:
+            mates = [int(partner[i]) for i in idx]
+            texts, groups = [], []
+            for i, m in zip(idx, mates):
+                if m < 0:
+                    groups.append((len(texts),))
+                    texts.append(dataset.captions[i])
+                else:
+                    groups.append((len(texts), len(texts) + 1))
+                    texts += [dataset.captions[m], dataset.captions[i]]
+            states = img_forward(model, texts, max_text_len, with_grad=False, groups=groups)[2]
+            out.append(states[[g[-1] for g in groups]])
+        return torch.stack(out, 1)
+
+    name = f"{model.frozen_names['lm']}-img{img_rows_digest(model)}-len{max_text_len}-pairs{n_matchings}s{seed}"
     kwargs.setdefault("batch_size", 128)
     return cached_features(dataset, encode, "imgstates", name, cache_dir, **kwargs)

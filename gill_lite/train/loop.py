@@ -20,9 +20,13 @@ weight decay cannot shrink them (the published code's quirk); the [IMG] rows and
 linear warm-up over ``warmup_steps``, then x``decay_factor`` every ``decay_every`` steps after the warm-up
 (GradualWarmupScheduler + StepLR, as published). Gradient clipping at ``grad_clip``.
 
+Batches and pairs (`gill_lite.train.pairs`): every step joins a share (``concat_fraction``) of its examples in
+pairs, in every loss, as the published code does (`gill_lite.train.steps`).
+
 Caches (`gill_lite.train.caches`): the frozen encoders' outputs are computed once per dataset; in the staged
 generation and retrieval stages, where neither the LM nor the [IMG] rows learn, the LM's [IMG] states are cached
-too, so those stages cost a mapper / head step each (the joint run, where the rows learn, cannot use them).
+too (each row alone and as the second of its pair in each fixed matching), so those stages cost a mapper / head
+step each (the joint run, where the rows learn, cannot use them).
 
 Accelerate provides the device, the process group, bf16 autocast and gradient reduction: one process on CPU,
 ``accelerate launch`` for several GPUs (each process takes its slice of every global batch; gradients of the
@@ -46,6 +50,7 @@ from ..model.gill import CONFIG_FILE
 from .caches import image_features, img_states, text_targets
 from .checkpoints import list_checkpoints, load_checkpoint, read_state, save_checkpoint
 from .data import training_set
+from .pairs import ALONE, plan_batch
 from .steps import STAGE_LOSSES, compute_losses
 
 STAGES = ("captioning", "img_tokens", "generation", "retrieval", "joint")
@@ -61,10 +66,12 @@ STAGE_PARTS = {
 LOG_FILE = "log.jsonl"
 
 
-def states_cacheable(stage: str) -> bool:
+def states_cacheable(stage: str, train_cfg=None) -> bool:
     """Whether ``stage``'s losses read the LM only through [IMG] states that cannot change while it trains
-    (no captioning or [IMG] prediction loss, [IMG] rows not trained): then they can be cached."""
-    return not ({"caption", "img"} & set(STAGE_LOSSES[stage])) and "img_tokens" not in STAGE_PARTS[stage]
+    (no captioning or [IMG] prediction loss, [IMG] rows not trained) and, when pairs are joined, partners come
+    from fixed matchings (``train_cfg.pair_matchings > 0``, `gill_lite.train.pairs`): then they can be cached."""
+    fixed = stage not in STAGE_LOSSES or train_cfg is None or train_cfg.concat_fraction == 0 or train_cfg.pair_matchings > 0
+    return fixed and not ({"caption", "img"} & set(STAGE_LOSSES[stage])) and "img_tokens" not in STAGE_PARTS[stage]
 
 
 def stage_dir(profile, stage: str) -> Path:
@@ -88,18 +95,6 @@ def lr_factor(step: int, train_cfg, stage: str | None = None) -> float:
     if step < c.warmup_steps:
         return (step + 1) / c.warmup_steps
     return c.decay_factor ** ((step - c.warmup_steps) // decay_every_for(c, stage))
-
-
-def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
-    """The rows of global batch ``step``: consecutive slices of one seeded permutation per epoch."""
-    positions = torch.arange(step * batch_size, (step + 1) * batch_size)
-    epochs, offsets = positions // n, positions % n
-    out = torch.empty_like(positions)
-    for e in epochs.unique().tolist():
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + e))
-        sel = epochs == e
-        out[sel] = perm[offsets[sel]]
-    return out
 
 
 def trainable_parameters(model: GillModel, stage: str) -> dict[str, torch.nn.Parameter]:
@@ -187,11 +182,11 @@ def train(model: GillModel, stage: str, frozen_parts, profile, out_dir, *, steps
     images = image_features(dataset, frozen_parts.image_encoder, cache_dir, **shared) if use_cache and need_images else None
     targets = text_targets(dataset, frozen_parts.generator, cache_dir, **shared) if use_cache and need_targets else None
     states = None
-    if use_cache and states_cacheable(stage) and steps * cfg.batch_size >= len(dataset):
-        # worth it only when the stage sees every caption at least once: one LM pass over the set replaces one
-        # LM pass per step
+    if use_cache and states_cacheable(stage, cfg) and steps * cfg.batch_size >= len(dataset):
+        # worth it only when the stage sees every caption at least once: 1 + pair_matchings LM passes over the
+        # set replace one LM pass per step
         model.eval()
-        states = img_states(dataset, model, cache_dir, cfg.max_text_len, **shared)
+        states = img_states(dataset, model, cache_dir, cfg.max_text_len, cfg.pair_matchings, cfg.seed, **shared)
     cache_seconds = time.time() - t_cache
 
     torch.manual_seed(cfg.seed)
@@ -219,16 +214,18 @@ def train(model: GillModel, stage: str, frozen_parts, profile, out_dir, *, steps
         for step in bar:
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * lr_factor(step, cfg, stage)
-            idx = batch_indices(len(dataset), cfg.batch_size, step, cfg.seed)[rank::world].tolist()
-            batch = {"captions": [dataset.captions[i] for i in idx]}
+            plan = plan_batch(len(dataset), cfg.batch_size, step, cfg.seed, cfg.concat_fraction, cfg.pair_matchings,
+                              rank, world)
+            idx = plan.rows
+            batch = {"captions": [dataset.captions[i] for i in idx], "groups": plan.groups}
             if need_images:
                 batch["image_features"] = (images[idx] if images is not None else
                                            frozen_parts.image_encoder.encode(dataset.load_images(idx)).float())
             if need_targets:
                 batch["text_targets"] = (targets[idx] if targets is not None else
                                          frozen_parts.generator.encode_text(batch["captions"]).float())
-            if states is not None:
-                batch["img_states"] = states[idx]
+            if states is not None:  # (B, 1 + matchings, n_img, d): alone, then second of a pair in matching k
+                batch["img_states"] = states[idx][torch.arange(len(idx)), torch.tensor(plan.roles) - ALONE]
             with acc.autocast():
                 losses = compute_losses(model, batch, stage, cfg)
             loss = sum(losses.values())

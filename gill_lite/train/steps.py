@@ -1,15 +1,21 @@
 """From a batch of (caption, image features, generator targets) to GILL's losses.
 
-Sequences (gill_spec.md):
-- captioning: ``[prefix(image)] BOS caption``; labels on the caption tokens only (not on BOS, whose prediction
-  from the visual tokens would teach nothing). Pair concatenation: the first ``round(concat_fraction * N)``
-  examples of each (shuffled) batch are joined two by two into one sequence
-  ``[prefix(a)] BOS caption_a [prefix(b)] BOS caption_b`` with labels on both captions, so half of the examples
-  are seen in pairs and every example still appears exactly once. This follows FROMAGe/GILL's caption
-  concatenation, which the published code applies to the captioning loss only; we do the same.
-- [IMG] prediction: ``BOS caption [IMG0..7]``; labels on the caption tokens and on [IMG0] only ([IMG1..7] are
-  never predicted: they are appended once [IMG0] is produced). The same forward pass gives the 8 [IMG] states
-  for the generation loss and the [IMG0] state for the retrieval loss.
+Sequences (gill_spec.md), for one example or a concatenated pair (published ``main.py`` and
+``gill/models.py: forward``, which concatenate in all three modes):
+- captioning: ``[prefix(a)] BOS caption_a``, or for a pair ``[prefix(a)] BOS caption_a [prefix(b)] caption_b``
+  (the second BOS removed); labels on the caption tokens only (not on BOS, whose prediction from the visual
+  tokens would teach nothing).
+- [IMG] prediction, generation and retrieval: ``BOS caption_a [IMG0..7]``, or for a pair ``BOS caption_a
+  [IMG0..7] caption_b [IMG0..7]`` (second BOS removed); labels on the caption tokens and on each [IMG0]
+  ([IMG1..7] are never predicted: they are appended once [IMG0] is produced). The same forward pass gives the
+  8 [IMG] states of *both* blocks, each used with its own example's target (generation) and image (retrieval):
+  the pair is where GILL learns that [IMG] states after earlier context describe the latest caption.
+
+Which examples are joined is the batch's ``groups`` (tuples of positions in the batch: ``(a, b)`` a pair,
+``(a,)`` alone), chosen by the training loop (`gill_lite.train.pairs`); without it, the first
+``round(concat_fraction * N)`` examples are joined two by two. Every example appears in exactly one group.
+The published code tosses one coin per batch and mode (all examples paired, or none); joining a fixed share of
+every batch sees the same share of pairs with less variance between steps.
 """
 from __future__ import annotations
 
@@ -30,65 +36,90 @@ def _pad(seqs: list[torch.Tensor], value) -> torch.Tensor:
     return torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=value)
 
 
+def default_groups(n: int, concat_fraction: float) -> list[tuple[int, ...]]:
+    """The first ``round(concat_fraction * n)`` examples joined two by two, the rest alone."""
+    n_pairs = int(round(concat_fraction * n)) // 2
+    return [(2 * i, 2 * i + 1) for i in range(n_pairs)] + [(i,) for i in range(2 * n_pairs, n)]
+
+
+def _check_groups(groups, n: int) -> list[tuple[int, ...]]:
+    groups = [tuple(int(i) for i in g) for g in groups]
+    flat = sorted(i for g in groups for i in g)
+    if flat != list(range(n)) or any(len(g) not in (1, 2) for g in groups):
+        raise ValueError(f"groups must hold each of the {n} examples once, alone or in pairs: {groups}")
+    return groups
+
+
 def caption_inputs(model, prefix: torch.Tensor, captions: list[str], concat_fraction: float = 0.0,
-                   max_text_len: int = 32):
+                   max_text_len: int = 32, groups=None):
     """Inputs embeddings, attention mask and labels for the captioning loss (see module docstring)."""
     device = prefix.device
-    n_pairs = int(round(concat_fraction * len(captions))) // 2
-    groups = [(2 * i, 2 * i + 1) for i in range(n_pairs)] + [(i,) for i in range(2 * n_pairs, len(captions))]
+    groups = _check_groups(default_groups(len(captions), concat_fraction) if groups is None else groups, len(captions))
     # one tokenizer call and one embedding lookup for the whole batch, then split per example
-    texts = model.tokenize_batch(captions)
-    ids = [torch.tensor([model.bos_id] + t[: max_text_len - 1]) for t in texts]
+    texts = [t[: max_text_len - 1] for t in model.tokenize_batch(captions)]
+    ids = [torch.tensor([model.bos_id] + t, dtype=torch.long) for t in texts]
     flat = model.embed_tokens(torch.cat(ids).to(device)).to(prefix.dtype)
     token_embeds = flat.split([len(i) for i in ids])
     embeds, labels = [], []
     for group in groups:
         parts_e, parts_l = [], []
-        for i in group:
-            parts_e += [prefix[i], token_embeds[i]]
-            parts_l += [torch.full((prefix.shape[1] + 1,), IGNORE), ids[i][1:]]
+        for k, i in enumerate(group):
+            skip = 0 if k == 0 else 1  # the second caption of a pair loses its BOS
+            parts_e += [prefix[i], token_embeds[i][skip:]]
+            parts_l += [torch.full((prefix.shape[1] + 1 - skip,), IGNORE, dtype=torch.long), ids[i][1:]]
         embeds.append(torch.cat(parts_e))
         labels.append(torch.cat(parts_l).to(device))
     mask = _pad([torch.ones(len(l), dtype=torch.long, device=device) for l in labels], 0)
     return _pad(embeds, 0.0), mask, _pad(labels, IGNORE)
 
 
-def img_inputs(model, captions: list[str], max_text_len: int = 32):
-    """Token ids, attention mask, labels and [IMG] positions for ``BOS caption [IMG0..7]``."""
+def img_inputs(model, captions: list[str], max_text_len: int = 32, groups=None):
+    """Token ids, attention mask, labels and where each example's [IMG] block sits, for ``BOS caption
+    [IMG0..7]`` (or a pair, ``BOS caption_a [IMG0..7] caption_b [IMG0..7]``; see module docstring).
+
+    Returns ``(ids (R, T), mask (R, T), labels (R, T), rows (N,), positions (N, n_img))``: example ``i``'s
+    [IMG] states are ``hidden[rows[i], positions[i]]``. Without ``groups`` every example is alone (R = N)."""
     n_img = len(model.img_ids)
-    ids, labels, positions = [], [], []
-    for text in model.tokenize_batch(captions):
-        text = text[: max(max_text_len - 1 - n_img, 1)]
-        seq = [model.bos_id, *text, *model.img_ids]
-        lab = [IGNORE, *text, model.img_ids[0]] + [IGNORE] * (n_img - 1)
-        ids.append(torch.tensor(seq))
-        labels.append(torch.tensor(lab))
-        positions.append(torch.arange(len(seq) - n_img, len(seq)))
+    groups = _check_groups([(i,) for i in range(len(captions))] if groups is None else groups, len(captions))
+    texts = [t[: max(max_text_len - 1 - n_img, 1)] for t in model.tokenize_batch(captions)]
+    ids, labels = [], []
+    rows = torch.zeros(len(captions), dtype=torch.long)
+    positions = torch.zeros(len(captions), n_img, dtype=torch.long)
+    for r, group in enumerate(groups):
+        seq, lab = [model.bos_id], [IGNORE]
+        for i in group:
+            seq += [*texts[i], *model.img_ids]
+            lab += [*texts[i], model.img_ids[0]] + [IGNORE] * (n_img - 1)
+            rows[i], positions[i] = r, torch.arange(len(seq) - n_img, len(seq))
+        ids.append(torch.tensor(seq, dtype=torch.long))
+        labels.append(torch.tensor(lab, dtype=torch.long))
     mask = _pad([torch.ones(len(s), dtype=torch.long) for s in ids], 0)
-    return _pad(ids, model.pad_id), mask, _pad(labels, IGNORE), torch.stack(positions)
+    return _pad(ids, model.pad_id), mask, _pad(labels, IGNORE), rows, positions
 
 
-def img_forward(model, captions: list[str], max_text_len: int = 32, with_grad: bool = True):
-    """The LM on ``BOS caption [IMG0..7]``: returns (logits, labels, [IMG] states (N, n_img, lm_dim))."""
-    ids, mask, labels, positions = (t.to(model.device) for t in img_inputs(model, captions, max_text_len))
+def img_forward(model, captions: list[str], max_text_len: int = 32, with_grad: bool = True, groups=None):
+    """The LM on the [IMG] sequences: returns (logits, labels, [IMG] states (N, n_img, lm_dim) in example order)."""
+    ids, mask, labels, rows, positions = (t.to(model.device) for t in img_inputs(model, captions, max_text_len, groups))
     with torch.set_grad_enabled(with_grad and torch.is_grad_enabled()):
         hidden, logits, _ = model.lm_forward(model.embed_tokens(ids), attention_mask=mask)
-        states = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+        states = hidden[rows[:, None], positions]
     return logits, labels, states
 
 
 def compute_losses(model, batch: dict, stage: str, train_cfg) -> dict[str, torch.Tensor]:
     """The losses of ``stage`` on ``batch`` (keys ``captions``, ``image_features`` (N, image_hidden),
-    ``text_targets`` (N, max_length, text_width), optionally ``img_states`` (N, n_img, lm_hidden) cached by
-    `gill_lite.train.caches.img_states`, used instead of the LM pass when the stage has no [IMG] loss).
+    ``text_targets`` (N, max_length, text_width), optionally ``groups`` (which examples are joined in pairs,
+    see module docstring) and ``img_states`` (N, n_img, lm_hidden): each example's [IMG] states in its group,
+    cached by `gill_lite.train.caches.img_states`, used instead of the LM pass when the stage has no [IMG] loss).
     Returns a dict of scalar losses (summed by the caller)."""
     wanted = STAGE_LOSSES[stage]
     losses = {}
     captions = batch["captions"]
+    groups = batch.get("groups") or default_groups(len(captions), train_cfg.concat_fraction)
     if "caption" in wanted:
         prefix = model.prefix(batch["image_features"].to(model.device))
-        embeds, mask, labels = caption_inputs(model, prefix, captions, train_cfg.concat_fraction,
-                                              train_cfg.max_text_len)
+        embeds, mask, labels = caption_inputs(model, prefix, captions, max_text_len=train_cfg.max_text_len,
+                                              groups=groups)
         _, logits, _ = model.lm_forward(embeds, attention_mask=mask)
         losses["caption"] = lm_loss(logits, labels)
     if "img" not in wanted and "img_states" in batch:  # cached [IMG] states (train/caches.py: img_states)
@@ -96,7 +127,7 @@ def compute_losses(model, batch: dict, stage: str, train_cfg) -> dict[str, torch
     elif {"img", "gen", "ret"} & set(wanted):
         # The LM pass needs a graph only when the [IMG] rows learn (the LM itself is frozen).
         logits, labels, states = img_forward(model, captions, train_cfg.max_text_len,
-                                             with_grad=model.img_tokens.rows.requires_grad)
+                                             with_grad=model.img_tokens.rows.requires_grad, groups=groups)
     if {"img", "gen", "ret"} & set(wanted):
         if "img" in wanted:
             losses["img"] = lm_loss(logits, labels)

@@ -1,7 +1,8 @@
 """The text the language-model stand-in reads, and the closed vocabulary of every world text.
 
 `lm_pretraining_texts` is the only text the LM stand-in sees: train-split captions, stories from the "lm"
-seed stream (never the evaluation stories) and Q/A dialogues. `world_vocabulary` lists every token any world
+seed stream (never the evaluation stories), narrated (`gill_lite.world.narration`: restatements of the current
+scene and questions about it, so that knowing the scene helps next-token prediction) and Q/A dialogues. `world_vocabulary` lists every token any world
 text can produce (captions, stories, prompts, dialogues), derived from the templates and attribute values, so a
 word-level tokenizer built from it never meets an unknown word.
 """
@@ -13,6 +14,7 @@ from .attributes import VALUES
 from .captions import PAIR_TEMPLATES, SINGLE_TEMPLATES, WHERE
 from .corpus import make_split
 from .dialogue import dialogue_vocabulary_texts, make_dialogues
+from .narration import narrated_stories, narration_vocabulary_texts
 from .prompts import PROMPT_TEMPLATES
 from .stories import make_stories, story_vocabulary_texts
 
@@ -26,16 +28,17 @@ def word_tokens(text: str) -> list[str]:
 
 
 def lm_pretraining_texts(world_cfg) -> list[str]:
-    """Captions of the train split, then "lm"-stream stories (five captions joined), then dialogues."""
+    """Captions of the train split, then narrated "lm"-stream stories, then dialogues."""
     captions = [e.caption for e in make_split("train", world_cfg.n_train, world_cfg.seed, world_cfg.heldout_fraction, world_cfg.image_size)]
-    stories = [s.text for s in make_stories(world_cfg.n_lm_stories, world_cfg.seed, stream="lm", image_size=world_cfg.image_size)]
+    stories = narrated_stories(make_stories(world_cfg.n_lm_stories, world_cfg.seed, stream="lm",
+                                            image_size=world_cfg.image_size), world_cfg.seed)
     dialogues = [d.text for d in make_dialogues(world_cfg.n_dialogues, world_cfg.seed, world_cfg.image_size)]
     return captions + stories + dialogues
 
 
 def _template_texts() -> list[str]:
     texts = list(SINGLE_TEMPLATES) + list(PAIR_TEMPLATES) + list(PROMPT_TEMPLATES) + list(WHERE.values())
-    texts += story_vocabulary_texts() + dialogue_vocabulary_texts()
+    texts += story_vocabulary_texts() + dialogue_vocabulary_texts() + narration_vocabulary_texts()
     texts += [v for values in VALUES.values() for v in values]
     texts += ["a"]  # `noun_phrase` ("a small red circle")
     return texts

@@ -1,0 +1,59 @@
+"""The context chain, link by link (story -> LM -> [IMG] states -> drawn image), per setting and attribute.
+
+    .venv/bin/python bench/chain.py [--profile tiny] [--n-stories 200] [--n-fit 2000] [--no-draw] [--stage S]
+
+Each figure is an accuracy over the evaluation stories whose inputs determine that attribute (ceiling 1.0):
+``chain.<setting>.<link>.<attribute>`` with links describe / lm_probe / img_probe / image
+(`gill_lite.evaluate.chain`), and ``chain.<setting>.determined.<attribute>``, the number of such stories.
+Probes are fitted on "lm"-stream stories. Uses the trained GILL (trains what is missing). Prints
+``name: value`` lines; writes ``runs/bench/chain.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from gill_lite.config import REPO_ROOT, get_profile  # noqa: E402
+from gill_lite.io import atomic_write_json  # noqa: E402
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="tiny")
+    parser.add_argument("--n-stories", type=int, default=None, help="evaluation stories (default: the profile's)")
+    parser.add_argument("--n-fit", type=int, default=2000, help="lm-stream stories the probes are fitted on")
+    parser.add_argument("--no-draw", action="store_true", help="skip the drawn-image link")
+    parser.add_argument("--stage", default=None, help="GILL stage to measure (default: the profile's final)")
+    args = parser.parse_args(argv)
+    import torch
+
+    from gill_lite.backbones import load_frozen_parts
+    from gill_lite.evaluate.chain import chain_lines, chain_stories, measure_chain
+    from gill_lite.train.loop import load_gill
+    from gill_lite.world.stories import make_stories
+
+    torch.manual_seed(0)
+    profile = get_profile(args.profile)
+    if not profile.uses_world:
+        raise SystemExit("the chain needs ground truth: a ShapeStories profile (tiny, ci)")
+    parts = load_frozen_parts(profile)
+    model = load_gill(profile, parts, args.stage)
+    w = profile.world
+    n_eval = args.n_stories or profile.eval.n_stories
+    fit = chain_stories(make_stories(min(args.n_fit, w.n_lm_stories), w.seed, "lm", w.image_size), w.image_size)
+    evaluation = chain_stories(make_stories(n_eval, w.seed, "eval", w.image_size), w.image_size)
+    chain = measure_chain(model, parts.generator, fit, evaluation, seed=profile.eval.seed, draw=not args.no_draw)
+    figures = {"profile": profile.name, "stories": n_eval, "fit_stories": len(fit), **chain_lines(chain)}
+    for name, value in figures.items():
+        print(f"{name}: {value}")
+    atomic_write_json(REPO_ROOT / "runs" / "bench" / "chain.json", {"figures": figures, "chain": chain})
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""The context chain, link by link: story -> frozen LM -> [IMG] states -> mapper -> drawn image.
+
+For each VIST setting and each attribute of the last frame, only over the stories whose inputs determine that
+attribute (``Story.known``), so every figure's ceiling is 1.0 and a link that loses the story shows at once:
+
+- ``describe``: the frozen LM continues the context with an opener (" Now the", the narrator's restatement)
+  greedily, and the attributes are parsed from its words;
+- ``lm_probe``: a linear probe on the LM's last-layer state at the context's last token;
+- ``img_probe``: a linear probe on GILL's 8 [IMG] states after the context (their mean);
+- ``image``: the world's attribute probe on the image GILL draws from those states.
+
+The probes are fitted on "lm"-stream stories (never the evaluation stories) and scored on evaluation stories.
+Everything goes through the same `gill_lite.inference` calls the evaluation uses (one BOS per context).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..world.attributes import ATTRIBUTES, VALUES
+from .contexts import SETTINGS, build_context
+
+LINKS = ("describe", "lm_probe", "img_probe", "image")
+DESCRIBE_OPENER = "Now the"
+
+
+@dataclass
+class ChainStory:
+    """What the chain needs of a story: captions, images, the last frame's shape and what each setting knows."""
+
+    captions: list[str]
+    images: np.ndarray
+    shape: object
+    known: dict
+
+
+def chain_stories(stories, image_size: int = 32) -> list[ChainStory]:
+    """World `Story` objects (rendered here) or `EvalStory` objects (with ``shape`` and ``known``)."""
+    out = []
+    for s in stories:
+        if hasattr(s, "frames"):  # gill_lite.world.stories.Story
+            out.append(ChainStory(list(s.captions), s.images(image_size), s.final,
+                                  {k: list(v) for k, v in s.known.items()}))
+        else:
+            out.append(ChainStory(list(s.captions), s.images, s.shape, dict(s.known or {})))
+    return out
+
+
+def _contexts(stories, setting: str) -> list:
+    return [build_context(s.captions, s.images, setting) for s in stories]
+
+
+@torch.no_grad()
+def last_states(model, contexts, batch_size: int = 64) -> torch.Tensor:
+    """The LM's last-layer state at each context's last token ``(N, lm_dim)``."""
+    from ..inference import _padded_contexts
+
+    model.eval()
+    out = []
+    for i in range(0, len(contexts), batch_size):
+        embeds, mask, lengths = _padded_contexts(model, contexts[i : i + batch_size])
+        hidden, _, _ = model.lm_forward(embeds, attention_mask=mask)
+        out.append(hidden[torch.arange(len(lengths)), lengths - 1].float().cpu())
+    return torch.cat(out)
+
+
+def img_state_features(model, contexts, batch_size: int = 64) -> torch.Tensor:
+    """The mean of GILL's 8 [IMG] states after each context ``(N, lm_dim)``."""
+    from ..inference import img_states_batch
+
+    return img_states_batch(model, contexts, batch_size).states.mean(1).cpu()
+
+
+def describe(model, contexts, opener: str = DESCRIBE_OPENER, max_new_tokens: int = 10) -> list[dict]:
+    """The attributes the LM names when it continues each context with ``opener`` (greedy)."""
+    from ..inference import generate_text
+    from ..train.metrics import parse_caption
+
+    out = []
+    for c in contexts:
+        c = list(c) if isinstance(c, list) else [c]
+        text = generate_text(model, c + [opener], max_new_tokens=max_new_tokens).text
+        out.append(parse_caption(opener + " " + text.split("\n")[0]))
+    return out
+
+
+def fit_probe(features: torch.Tensor, labels: torch.Tensor, n_classes: int, steps: int = 300, l2: float = 1e-3,
+              seed: int = 0):
+    """A multinomial logistic regression on standardised features; returns ``predict(features) -> labels``."""
+    g = torch.Generator().manual_seed(seed)
+    mean, std = features.mean(0), features.std(0) + 1e-6
+    x = (features - mean) / std
+    w = (torch.randn(x.shape[1], n_classes, generator=g) * 0.01).requires_grad_(True)
+    b = torch.zeros(n_classes, requires_grad=True)
+    opt = torch.optim.Adam([w, b], lr=0.05)
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(x @ w + b, labels) + l2 * w.pow(2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    w, b = w.detach(), b.detach()
+    return lambda f: (((f - mean) / std) @ w + b).argmax(1)
+
+
+def _labels(stories, attribute: str) -> torch.Tensor:
+    values = VALUES[attribute]
+    return torch.tensor([values.index(getattr(s.shape, attribute)) for s in stories])
+
+
+def _determined_mean(hits, stories, setting: str, attribute: str) -> float | None:
+    keep = [h for h, s in zip(hits, stories) if attribute in s.known.get(setting, ())]
+    return float(np.mean(keep)) if keep else None
+
+
+def measure_chain(model, generator, fit_stories, eval_stories, settings=SETTINGS, seed: int = 0, draw: bool = True, progress: bool = True) -> dict:
+    """Every link's accuracy per setting and attribute, where determined (see module docstring).
+
+    Returns ``{setting: {link: {attribute: accuracy}}, "counts": {setting: {attribute: n determined}}}``.
+    ``fit_stories`` / ``eval_stories``: `ChainStory` lists (`chain_stories`). ``generator`` draws GILL's images
+    (skipped with ``draw=False``).
+    """
+    from tqdm.auto import tqdm
+
+    from ..inference import generate_images, img_states_batch
+    from .metrics import attribute_scores
+
+    out: dict = {"counts": {}}
+    for setting in tqdm(settings, desc="context chain", disable=not progress):
+        fit_ctx = _contexts(fit_stories, setting)
+        eval_ctx = _contexts(eval_stories, setting)
+        row: dict = {}
+        said = describe(model, eval_ctx)
+        row["describe"] = {a: _determined_mean([d[a] == getattr(s.shape, a) for d, s in zip(said, eval_stories)],
+                                               eval_stories, setting, a) for a in ATTRIBUTES}
+        for link, features in (("lm_probe", last_states), ("img_probe", img_state_features)):
+            f_fit, f_eval = features(model, fit_ctx), features(model, eval_ctx)
+            row[link] = {}
+            for a in ATTRIBUTES:
+                predict = fit_probe(f_fit, _labels(fit_stories, a), len(VALUES[a]), seed=seed)
+                hits = (predict(f_eval) == _labels(eval_stories, a)).tolist()
+                row[link][a] = _determined_mean(hits, eval_stories, setting, a)
+        if draw:
+            states = img_states_batch(model, eval_ctx)
+            images = np.concatenate([generate_images(model, generator, states.states[i : i + 64], seed=seed + i)
+                                     for i in range(0, len(eval_ctx), 64)])
+            scores = attribute_scores(images, [s.shape for s in eval_stories])
+            row["image"] = {a: _determined_mean(scores[a].tolist(), eval_stories, setting, a) for a in ATTRIBUTES}
+        out[setting] = row
+        out["counts"][setting] = {a: sum(a in s.known.get(setting, ()) for s in eval_stories) for a in ATTRIBUTES}
+    return out
+
+
+def chain_lines(chain: dict) -> dict[str, float]:
+    """Flat ``chain.<setting>.<link>.<attribute>`` figures (and ``chain.<setting>.determined.<attribute>``)."""
+    out = {}
+    for setting, row in chain.items():
+        if setting == "counts":
+            continue
+        for link, accs in row.items():
+            for a, v in accs.items():
+                if v is not None:
+                    out[f"chain.{setting}.{link}.{a}"] = round(v, 4)
+        for a, n in chain["counts"][setting].items():
+            out[f"chain.{setting}.determined.{a}"] = n
+    return out

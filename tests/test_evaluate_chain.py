@@ -1,0 +1,49 @@
+"""The context-chain measurement: probes, determined-only scoring, every link on a random GILL."""
+import pytest
+import torch
+
+from gill_fixtures import tiny_parts, tiny_train_cfg
+from gill_lite.evaluate import chain
+from gill_lite.model import GillModel
+from gill_lite.world.stories import make_stories
+
+torch.set_num_threads(1)
+
+
+def test_fit_probe_reads_a_linear_signal_and_not_noise():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (300,), generator=g)
+    signal = torch.nn.functional.one_hot(labels, 3).float() + 0.1 * torch.randn(300, 3, generator=g)
+    x = torch.cat([signal, torch.randn(300, 5, generator=g)], 1)
+    predict = chain.fit_probe(x[:200], labels[:200], 3)
+    assert (predict(x[200:]) == labels[200:]).float().mean() > 0.95
+    noise = chain.fit_probe(torch.randn(200, 8, generator=g), labels[:200], 3)
+    assert (noise(torch.randn(100, 8, generator=g)) == labels[200:]).float().mean() < 0.6
+
+
+def test_only_determined_stories_count():
+    stories = chain.chain_stories(make_stories(6, seed=0), 8)
+    hits = [1.0] * 6
+    for s, h in zip(stories, range(6)):
+        s.known["captions"] = ["kind"] if h < 2 else []
+    assert chain._determined_mean([1, 0, 1, 1, 1, 1], stories, "captions", "kind") == 0.5
+    assert chain._determined_mean(hits, stories, "captions", "colour") is None
+
+
+def test_every_link_is_measured():
+    parts = tiny_parts()
+    model = GillModel.build(parts, tiny_train_cfg())
+    fit = chain.chain_stories(make_stories(12, seed=0, stream="lm"), 8)
+    ev = chain.chain_stories(make_stories(6, seed=0), 8)
+    out = chain.measure_chain(model, parts.generator, fit, ev, settings=("last_caption", "captions_images"),
+                              progress=False)
+    for setting in ("last_caption", "captions_images"):
+        assert set(out[setting]) == set(chain.LINKS)
+        for link, accs in out[setting].items():
+            for a, v in accs.items():
+                n = out["counts"][setting][a]
+                assert (v is None) == (n == 0) and (v is None or 0.0 <= v <= 1.0)
+    lines = chain.chain_lines(out)
+    assert "chain.captions_images.img_probe.kind" in lines and lines["chain.captions_images.determined.kind"] == 6
+    with pytest.raises(ValueError, match="unknown setting"):
+        chain.measure_chain(model, parts.generator, fit, ev, settings=("nope",), progress=False)
