@@ -300,8 +300,10 @@ def _paper() -> Profile:
     return Profile(
         name="paper",
         lm=LanguageModelConfig(name_or_path="facebook/opt-6.7b", dtype="bfloat16"),
-        image_encoder=ImageEncoderConfig(name_or_path="ViT-L-14", pretrained="openai", image_size=224),
-        eval_clip=ImageEncoderConfig(name_or_path="ViT-L-14", pretrained="openai", image_size=224),
+        # OpenAI's ViT-L/14 weights were trained with QuickGELU: open_clip's "ViT-L-14" builds exact GELU (and
+        # only warns), so the QuickGELU config of the same model; the loader refuses the other one
+        image_encoder=ImageEncoderConfig(name_or_path="ViT-L-14-quickgelu", pretrained="openai", image_size=224),
+        eval_clip=ImageEncoderConfig(name_or_path="ViT-L-14-quickgelu", pretrained="openai", image_size=224),
         generator=GeneratorConfig(
             name_or_path="stable-diffusion-v1-5/stable-diffusion-v1-5", num_inference_steps=50,
             guidance_scale=7.5, max_length=77, dtype="float16",

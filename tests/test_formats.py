@@ -42,8 +42,50 @@ def test_confidence_rule(votes, label):
 def test_confidence_rule_rejects_bad_votes():
     with pytest.raises(ValueError, match="maybe"):
         confidence_label(["gen", "gen", "maybe", "ret", "gen"])
-    with pytest.raises(ValueError, match="5 votes"):
-        confidence_label(["gen", "gen"])
+    with pytest.raises(ValueError, match="at least one vote"):
+        confidence_label([])
+
+
+@pytest.mark.parametrize("votes,label", [
+    # the published rule (scripts/process_p2_annotations.py) on vote counts, whatever their number
+    ("ret same ret gen", None),          # a released 4-vote row: ret 2
+    ("ret ret ret gen", "ret"),          # 3 against 1
+    ("gen gen gen", "gen"),              # 3 against 0
+    ("gen gen gen gen", "gen"),          # 4
+    ("gen gen", None),                   # 2 are never enough
+    ("ret", None),
+    ("gen gen gen ret ret", None),
+    ("gen gen gen gen ret ret ret ret", "gen"),  # 4 and 4: most_common keeps the first counted, as published
+])
+def test_confidence_rule_any_number_of_votes(votes, label):
+    assert confidence_label(votes.split()) == label
+
+
+def test_published_decision_layouts_give_the_published_counts():
+    """Both released layouts of GILL's PartiPrompts decisions (rows copied verbatim, data/fixtures/decisions/README.md)."""
+    rows = load_decisions(FIXTURES / "decisions" / "PartiPromptsAllDecisions_Alignment.tsv")
+    assert rows.counts == {"layout": "votes", "rows": 10, "gen": 2, "ret": 4, "dropped": 4, "unjudged": 0,
+                           "fewer_than_5_votes": 1, "votes_per_row": {4: 1, 5: 9}}
+    assert rows[6].prompt == "Salvador Dalí" and rows[6].label == "ret"
+    assert '"Fly an airplane"' in rows[8].prompt and rows[8].label == "ret"  # quotes kept as released
+    assert rows[9].decisions == ["ret", "same", "ret", "gen"] and rows[9].label is None
+    confident = load_decisions(FIXTURES / "decisions" / "PartiPromptsDecisionsConfident.tsv")
+    assert confident.counts == {"layout": "confident", "rows": 9, "gen": 2, "ret": 4, "dropped": 3, "unjudged": 0}
+    # the published script's labels are the rule's labels on the same prompts
+    by_prompt = {r.prompt: r.label for r in rows}
+    assert all(by_prompt[r.prompt] == r.label for r in confident)
+    assert all(r.decisions == [] and r.decision in ("gen", "ret", "same") for r in confident)
+
+
+def test_confident_layout_refuses_bad_labels(tmp_path):
+    path = tmp_path / "c.tsv"
+    path.write_text("Prompt\tCategory\tChallenge\tNote\tDecision\nbond\tAbstract\tBasic\t\tmaybe\n")
+    with pytest.raises(DataFormatError, match="line 2: bad Decision 'maybe'"):
+        load_decisions(path)
+    assert load_decisions(path, skip_bad=True).counts["rows"] == 0
+    path.write_text("Prompt\tCategory\tDecision\nbond\tAbstract\tgen\n")
+    with pytest.raises(DataFormatError, match="line 1: expected the header"):
+        load_decisions(path)
 
 
 # ---------------------------------------------------------------------------------- fixtures

@@ -1,6 +1,7 @@
 """The frozen image encoder (and the evaluation CLIP): open_clip models.
 
-``paper``: ``open_clip.create_model_and_transforms("ViT-L-14", pretrained="openai")``.
+``paper``: ``open_clip.create_model("ViT-L-14-quickgelu", pretrained="openai")`` (QuickGELU, as OpenAI trained it;
+the loader refuses OpenAI weights in a GELU build, `require_quick_gelu`).
 Stand-ins: a tiny CLIP described by an open_clip model config (ViT 32 px, patch 8; a small text tower with a
 word-level tokenizer), saved as ``open_clip_config.json`` + ``open_clip_model.safetensors`` + a transformers
 tokenizer, and loaded with ``open_clip.create_model("local-dir:<folder>")`` / ``open_clip.get_tokenizer(...)``,
@@ -144,6 +145,41 @@ def _part_config(profile, which: str):
     return getattr(profile, which)
 
 
+def uses_quick_gelu(model) -> bool:
+    """Whether an open_clip model's towers use QuickGELU (``x * sigmoid(1.702 x)``) rather than exact GELU."""
+    from open_clip.transformer import QuickGELU
+
+    return any(isinstance(m, QuickGELU) for m in model.modules())
+
+
+def _needs_quick_gelu(pretrained: str | None) -> bool:
+    # OpenAI's CLIP weights were trained with QuickGELU; open_clip 3.x builds plain "ViT-L-14" with nn.GELU and
+    # only warns when openai weights go into it, which skews every feature a little (gill_spec.md, image encoder)
+    return bool(pretrained) and pretrained.lower().startswith("openai")
+
+
+def require_quick_gelu(name: str, pretrained: str | None) -> None:
+    """Refuse, before loading anything, an open_clip built-in ``name`` whose config lacks QuickGELU when
+    ``pretrained`` is OpenAI's weights: use the ``-quickgelu`` name (``ViT-L-14-quickgelu``)."""
+    import open_clip
+
+    if not _needs_quick_gelu(pretrained) or name.startswith("hf-hub:"):
+        return
+    config = open_clip.get_model_config(name)
+    if config is not None and not config.get("quick_gelu", False):
+        raise ValueError(
+            f"image encoder {name!r} with pretrained={pretrained!r}: OpenAI's CLIP weights need QuickGELU, but "
+            f"{name!r} builds GELU; use {name + '-quickgelu'!r} (open_clip's QuickGELU config of the same model)")
+
+
+def check_activation(model, pretrained: str | None, name: str = "model") -> None:
+    """After building: refuse OpenAI weights in a model whose activations are not QuickGELU (`require_quick_gelu`
+    checks the config; this checks the modules, e.g. for an ``hf-hub:`` model)."""
+    if _needs_quick_gelu(pretrained) and not uses_quick_gelu(model):
+        raise ValueError(f"{name} was built with GELU but loads {pretrained!r} weights, trained with QuickGELU; "
+                         "build it with QuickGELU (the '-quickgelu' model name or force_quick_gelu=True)")
+
+
 def load_image_encoder(profile, which: str = "image_encoder", device: str | None = None) -> ImageEncoder:
     """Load ``profile.image_encoder`` (or ``profile.eval_clip``) frozen, in eval mode.
 
@@ -167,7 +203,9 @@ def load_image_encoder(profile, which: str = "image_encoder", device: str | None
             f"`gill_lite.backbones.ensure_standins(profile)` (profile {profile.name!r})"
         )
     else:
+        require_quick_gelu(source, cfg.pretrained)  # before any download: refuse a GELU build of openai weights
         model = open_clip.create_model(source, pretrained=cfg.pretrained)
+        check_activation(model, cfg.pretrained, source)
         tokenizer = open_clip.get_tokenizer(source)
         model_cfg = open_clip.get_model_config(source.removeprefix("hf-hub:")) or {"name": source}
         model_cfg = {**model_cfg, "pretrained": cfg.pretrained}

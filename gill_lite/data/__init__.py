@@ -1,5 +1,7 @@
 """Data in the real formats: CC3M-style TSV, VIST SIS JSON and the decision TSV (see `formats`)."""
 from .formats import (
+    CONFIDENT_COLUMNS,
+    DECISION_COLUMNS,
     CC3MRow,
     DataFormatError,
     DecisionRow,

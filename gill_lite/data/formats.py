@@ -7,10 +7,14 @@ VIST SIS JSON (story-in-sequence, the released schema)
     "text", "original_text", "worker_arranged_photo_order", "album_id", "tier"}], ...], ...}``: each annotation
     is a one-element list (one storylet); a story is the storylets sharing ``story_id``, ordered by
     ``worker_arranged_photo_order``. Images are ``<photo_flickr_id>.<ext>`` in an images folder.
-Decision TSV (GILL's PartiPrompts decisions)
-    Columns ``Prompt, Category, Challenge, Note, Decisions``; ``Decisions`` holds 5 comma-separated votes from
-    ``ret``/``gen``/``same``. A *prompts* file (what `gill-lite world` writes before anyone judges) has the
-    same columns with ``Decisions`` empty; `load_decisions` reads both (empty Decisions -> ``[]``).
+Decision TSV (GILL's PartiPrompts decisions), in the two layouts GILL published
+    ``PartiPromptsAllDecisions_*.tsv``: columns ``Prompt, Category, Challenge, Note, Decisions``; ``Decisions``
+    holds the comma-separated votes (``ret``/``gen``/``same``): 5 on most rows, fewer on some rows of the
+    released file. ``PartiPromptsDecisionsConfident.tsv`` (what ``scripts/process_p2_annotations.py`` writes and
+    GILL's ``TrainDecisionClassifier.ipynb`` reads): the same columns with ``Decisions`` replaced by
+    ``Decision``, one label per row (``same`` for a prompt the rule drops). A *prompts* file (what
+    `gill-lite world` writes before anyone judges) has the votes layout with ``Decisions`` empty.
+    `load_decisions` reads all three (empty Decisions -> ``[]``) and counts what it read (``.counts``).
 
 Every loader raises `DataFormatError` naming the file and line (or story) of bad input, or, with
 ``skip_bad=True``, skips it and reports why in a list of `Skipped`.
@@ -27,6 +31,7 @@ from PIL import Image
 
 VOTES = ("ret", "gen", "same")
 DECISION_COLUMNS = ("Prompt", "Category", "Challenge", "Note", "Decisions")
+CONFIDENT_COLUMNS = ("Prompt", "Category", "Challenge", "Note", "Decision")  # PartiPromptsDecisionsConfident.tsv
 CC3M_COLUMNS = ("caption", "image")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 
@@ -47,9 +52,10 @@ class Skipped:
 class LoadedList(list):
     """A list of loaded items that also carries ``.skipped`` (a list of `Skipped`)."""
 
-    def __init__(self, items=(), skipped=()):
+    def __init__(self, items=(), skipped=(), counts=None):
         super().__init__(items)
         self.skipped = list(skipped)
+        self.counts = dict(counts or {})  # what a loader counted while reading (see `load_decisions`)
 
 
 def _fail_or_skip(skip_bad: bool, skipped: list, file, where: str, reason: str):
@@ -111,8 +117,12 @@ def export_cc3m(examples, out_dir, image_size: int = 32, tsv_name: str = "captio
 def load_cc3m(tsv, images_dir=None, skip_bad: bool = False, load_images: bool = True) -> tuple[list[CC3MRow], list[Skipped]]:
     """Read a CC3M-style TSV; ``images_dir`` defaults to ``images/`` beside it.
 
-    Returns ``(rows, skipped)``. A line with the wrong column count or an empty caption, or a missing or
-    broken image, raises `DataFormatError` ("file: line N: reason") unless ``skip_bad``.
+    Returns ``(rows, skipped)``. A line with the wrong column count or an empty caption, or a missing image
+    (or, with ``load_images``, one that does not decode), raises `DataFormatError` ("file: line N: reason")
+    unless ``skip_bad``. ``load_images=False`` checks only that each image file exists and is not empty (a
+    ``stat``, no decoding): at CC3M's size every rank of a multi-GPU run reads the TSV, and decoding 3M
+    images there would outlast the process group's timeout. An image that then fails to decode is reported
+    when it is read (`load_image` raises; the feature cache counts and lists it, `gill_lite.train.caches`).
     """
     tsv = Path(tsv)
     images_dir = Path(images_dir) if images_dir is not None else tsv.parent / "images"
@@ -144,7 +154,13 @@ def load_cc3m(tsv, images_dir=None, skip_bad: bool = False, load_images: bool = 
 
 
 def _verify(path: Path) -> None:
-    load_image(path)  # small images: decoding is the surest check
+    """Cheap check that ``path`` could be an image: it exists and is not empty (no decoding, see `load_cc3m`)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise DataFormatError(f"{path}: image file not found") from None
+    if size == 0:
+        raise DataFormatError(f"{path}: image file is empty")
 
 
 # ---------------------------------------------------------------------------------------------------- VIST
@@ -268,28 +284,41 @@ class DecisionRow:
     category: str
     challenge: str
     note: str
-    decisions: list[str]  # [] for an unjudged prompt
+    decisions: list[str]  # the votes; [] for an unjudged prompt or a row of the confident layout
     line: int = 0
+    decision: str | None = None  # the confident layout's one label ("gen"/"ret"/"same"), else None
 
     @property
     def label(self) -> str | None:
-        """The confident label (`confidence_label`), None when the votes disagree or nobody voted."""
+        """The confident label: the file's ``Decision`` (confident layout; "same" -> None), or `confidence_label`
+        of the votes; None when the votes disagree or nobody voted."""
+        if self.decision is not None:
+            return None if self.decision == "same" else self.decision
         return confidence_label(self.decisions) if self.decisions else None
 
 
 def confidence_label(votes) -> str | None:
-    """The paper's rule for 5 votes: "gen"/"ret" when at least 4 agree, or 3 agree and the opposite label has
-    at most 1 vote ("same" votes are not opposite); otherwise None (the example is dropped)."""
+    """The published confidence rule (GILL's ``scripts/process_p2_annotations.py``) on any number of votes.
+
+    On the vote counts: "gen" or "ret" when ``gen >= 4 or ret >= 4``, or 3 votes for one and at most 1 for the
+    opposite label ("same" votes are not opposite); then the label is the most common vote, as published.
+    Otherwise None: the published script writes "same" and GILL's notebook drops the prompt. The released
+    file has rows with fewer than 5 votes; the rule applies to them unchanged (e.g. ``ret,ret,ret`` is "ret",
+    ``ret,same,ret,gen`` is dropped). No votes at all is an error (an unjudged prompt has no label).
+    """
+    from collections import Counter
+
     votes = [v.strip().lower() for v in votes]
     bad = [v for v in votes if v not in VOTES]
     if bad:
         raise ValueError(f"unknown vote(s) {bad}; votes are {VOTES}")
-    if len(votes) != 5:
-        raise ValueError(f"the confidence rule needs 5 votes, got {len(votes)}")
-    for label, opposite in (("gen", "ret"), ("ret", "gen")):
-        n, other = votes.count(label), votes.count(opposite)
-        if n >= 4 or (n == 3 and other <= 1):
-            return label
+    if not votes:
+        raise ValueError("the confidence rule needs at least one vote, got none")
+    counts = Counter(votes)
+    gen, ret = counts["gen"], counts["ret"]
+    if gen >= 4 or ret >= 4 or (gen == 3 and ret <= 1) or (ret == 3 and gen <= 1):
+        label = counts.most_common(1)[0][0]  # as published; "same" only with more than 5 votes
+        return None if label == "same" else label
     return None
 
 
@@ -328,34 +357,65 @@ def export_decisions(prompts, path, decisions=None) -> Path:
 
 
 def load_decisions(path, skip_bad: bool = False) -> LoadedList:
-    """Read a decision (or prompts) TSV into `DecisionRow`s; bad lines raise `DataFormatError` ("file:
-    line N: reason") or, with ``skip_bad``, are listed in the result's ``.skipped``."""
+    """Read a decision TSV in either published layout (``Decisions``: votes; ``Decision``: one confident label)
+    or a prompts file into `DecisionRow`s; bad lines raise `DataFormatError` ("file: line N: reason") or, with
+    ``skip_bad``, are listed in the result's ``.skipped``.
+
+    The result's ``.counts``: ``layout`` ("votes" or "confident"), ``rows``, ``gen``/``ret``/``dropped``
+    (labels after the published rule; "same" rows are dropped), ``unjudged`` (no votes), and for the votes
+    layout ``fewer_than_5_votes`` and ``votes_per_row`` ({number of votes: rows}).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found")
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8") as f:
         lines = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    if not lines or tuple(c.strip() for c in lines[0]) != DECISION_COLUMNS:
-        raise DataFormatError(f"{path}: line 1: expected the header {'<TAB>'.join(DECISION_COLUMNS)}")
+    header = tuple(c.strip() for c in lines[0]) if lines else ()
+    if header not in (DECISION_COLUMNS, CONFIDENT_COLUMNS):
+        raise DataFormatError(f"{path}: line 1: expected the header {'<TAB>'.join(DECISION_COLUMNS)} (votes) or "
+                              f"{'<TAB>'.join(CONFIDENT_COLUMNS)} (confident labels), got {'<TAB>'.join(header)!r}")
+    confident = header == CONFIDENT_COLUMNS
     rows, skipped = [], []
     for number, cols in enumerate(lines[1:], start=2):
         if not cols or not any(c.strip() for c in cols):
             continue
-        if len(cols) == 4:  # a trailing empty Decisions column may have lost its tab
+        if len(cols) == 4 and not confident:  # a trailing empty Decisions column may have lost its tab
             cols = cols + [""]
         if len(cols) != 5:
             _fail_or_skip(skip_bad, skipped, path, f"line {number}", f"expected 5 tab-separated columns, got {len(cols)}")
             continue
-        prompt, category, challenge, note, decisions = (c.strip() for c in cols)
+        prompt, category, challenge, note, last = (c.strip() for c in cols)
         if not prompt:
             _fail_or_skip(skip_bad, skipped, path, f"line {number}", "empty prompt")
             continue
-        votes = [v.strip().lower() for v in decisions.split(",")] if decisions else []
+        if confident:
+            label = last.lower()
+            if label not in VOTES:
+                _fail_or_skip(skip_bad, skipped, path, f"line {number}", f"bad Decision {last!r}; labels are {VOTES}")
+                continue
+            rows.append(DecisionRow(prompt, category, challenge, note, [], number, decision=label))
+            continue
+        votes = [v.strip().lower() for v in last.split(",")] if last else []
         if votes:
             try:
                 confidence_label(votes)
             except ValueError as err:
-                _fail_or_skip(skip_bad, skipped, path, f"line {number}", f"bad Decisions {decisions!r}: {err}")
+                _fail_or_skip(skip_bad, skipped, path, f"line {number}", f"bad Decisions {last!r}: {err}")
                 continue
         rows.append(DecisionRow(prompt, category, challenge, note, votes, number))
-    return LoadedList(rows, skipped)
+    return LoadedList(rows, skipped, _decision_counts(rows, confident))
+
+
+def _decision_counts(rows, confident: bool) -> dict:
+    from collections import Counter
+
+    judged = [r for r in rows if r.decisions or r.decision is not None]
+    labels = [r.label for r in judged]
+    counts = {"layout": "confident" if confident else "votes", "rows": len(rows),
+              "gen": labels.count("gen"), "ret": labels.count("ret"), "dropped": labels.count(None),
+              "unjudged": len(rows) - len(judged)}
+    if not confident:
+        per_row = Counter(len(r.decisions) for r in judged)
+        counts["fewer_than_5_votes"] = sum(n for k, n in per_row.items() if k < 5)
+        counts["votes_per_row"] = dict(sorted(per_row.items()))
+    return counts

@@ -2,13 +2,32 @@
 
 - ShapeStories (``tiny``/``ci``): `gill_lite.world.prompts.make_decision_prompts`; nobody has voted yet, so the
   simulated judges (and whoever clicks in the widget) vote later.
-- The paper (``paper``): GILL's published PartiPrompts decision TSVs (``PartiPromptsAllDecisions_*.tsv``:
-  ``Prompt, Category, Challenge, Note, Decisions`` with 5 comma-separated votes), read with the world's
-  `gill_lite.data.load_decisions`; the votes come with the file.
+- The paper (``paper``): GILL's published PartiPrompts decision TSVs, read with the world's
+  `gill_lite.data.load_decisions` in either published layout: ``PartiPromptsAllDecisions_*.tsv`` (``Prompt,
+  Category, Challenge, Note, Decisions``, comma-separated votes, 5 on most rows and fewer on some) or
+  ``PartiPromptsDecisionsConfident.tsv`` (the last column ``Decision``, one label). The votes or labels come
+  with the file, as a `PublishedVotes`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+class PublishedVotes(list):
+    """The votes of a published decision TSV (one list per prompt, any length; ``[]`` for every row of the
+    confident layout) with the labels the published rule gives them (``.labels``: "gen"/"ret"/None) and the
+    loader's counts (``.counts``, see `gill_lite.data.load_decisions`). A list of vote lists, so code that
+    takes votes keeps working; `gill_lite.decision.stage.judge_collection` uses ``.labels`` as they are."""
+
+    def __init__(self, votes, labels, counts):
+        super().__init__(votes)
+        if len(labels) != len(self):
+            raise ValueError(f"{len(self)} vote rows but {len(labels)} labels")
+        self.labels, self.counts = list(labels), dict(counts)
+
+    @property
+    def layout(self) -> str:
+        return self.counts.get("layout", "votes")
 
 
 @dataclass(frozen=True)
@@ -23,8 +42,9 @@ class TsvPrompt:
     shape: object = None
 
 
-def load_decision_tsv(path, skip_bad: bool = False) -> tuple[list[TsvPrompt], list[list[str]] | None]:
-    """Prompts and votes of a decision TSV; votes is None when the file has no Decisions (a prompts file).
+def load_decision_tsv(path, skip_bad: bool = False) -> tuple[list[TsvPrompt], PublishedVotes | None]:
+    """Prompts and votes of a decision TSV (`PublishedVotes`, with labels and counts); votes is None when the
+    file has no votes (a prompts file).
 
     A ShapeStories export keeps its ground truth in the Note column (``kind=...;colour=...``): it comes back
     as ``shape``, so the same file can be judged again.
@@ -34,11 +54,13 @@ def load_decision_tsv(path, skip_bad: bool = False) -> tuple[list[TsvPrompt], li
     rows = load_decisions(path, skip_bad=skip_bad)
     prompts = [TsvPrompt(f"tsv-{i:05d}", r.prompt, r.category, r.challenge, r.note, parse_shape_note(r.note) if r.note else None)
                for i, r in enumerate(rows)]
-    voted = [bool(r.decisions) for r in rows]
+    voted = [bool(r.decisions) or r.decision is not None for r in rows]
     if any(voted) and not all(voted):
-        missing = [r.line for r in rows if not r.decisions][:5]
+        missing = [r.line for r, v in zip(rows, voted) if not v][:5]
         raise ValueError(f"{path}: some prompts have votes and some do not (e.g. lines {missing})")
-    return prompts, ([list(r.decisions) for r in rows] if all(voted) and rows else None)
+    if not (rows and all(voted)):
+        return prompts, None
+    return prompts, PublishedVotes([list(r.decisions) for r in rows], [r.label for r in rows], rows.counts)
 
 
 def decision_prompts(profile):
@@ -55,6 +77,6 @@ def decision_prompts(profile):
 
     if not os.path.exists(path):
         raise FileNotFoundError(
-            f"{path} not found: download GILL's data/PartiPromptsAllDecisions_Alignment.tsv "
-            "(github.com/kohjingyu/gill) there (see docs/decision.md)")
+            f"{path} not found: download GILL's data/PartiPromptsAllDecisions_Alignment.tsv (or "
+            "data/PartiPromptsDecisionsConfident.tsv) from github.com/kohjingyu/gill there (see docs/decision.md)")
     return load_decision_tsv(path)

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import judges as J
 from .collect import Collection
+from .data import PublishedVotes
 
 PAPER_COUNTS = {"gen": 592, "ret": 319, "dropped": 1632 - 911}  # gill_spec.md, "The decision classifier's data"
 PAPER_CEILING = 0.851
@@ -130,16 +131,43 @@ def judge_collection(profile, collection: Collection, eval_clip=None, votes=None
         votes = J.simulate_votes(evidence, J.judges_from_config(profile.decision), seed=profile.decision.seed)
     if len(votes) != len(collection):
         raise ValueError(f"{len(votes)} vote rows for {len(collection)} collected prompts")
+    root = collection.root
+    if isinstance(votes, PublishedVotes):
+        return _judge_published(profile, collection, votes, human_path)
     human = load_votes(human_path) if human_path is not None else {}
     votes = merge_votes(votes, collection.ids, human)
     labels = J.confident_labels(votes)
-    root = collection.root
     atomic_write_json(root / "votes.json", {"ids": collection.ids, "votes": votes, "labels": labels,
                                            "n_human": sum(i in human for i in collection.ids)})
     if all(r.get("shape") for r in collection.records):
         _export_tsv(collection, votes, root / "decisions.tsv")
     return Judged(votes, labels, J.label_counts(labels), J.agreement_report(votes, labels), evidence,
                   sum(i in human for i in collection.ids))
+
+
+def _judge_published(profile, collection: Collection, published: PublishedVotes, human_path=None) -> Judged:
+    """The published labels as they are (the published rule on any number of votes, or the confident layout's
+    one label). The agreement figures need ``n_judges`` votes per prompt: they are computed on the rows that
+    have exactly that many (``report["n_rows"]``), and are NaN for the confident layout, which has no votes."""
+    from gill_lite.io import atomic_write_json
+    from gill_lite.widgets import load_votes
+
+    human = load_votes(human_path) if human_path is not None else {}
+    ignored = sum(i in human for i in collection.ids)
+    if ignored:  # published labels are the paper's data: a person's clicks must not change them
+        print(f"{ignored} votes in {human_path} ignored: the published decision labels are used as released")
+    labels = list(published.labels)
+    n = profile.decision.n_judges
+    full = [i for i, v in enumerate(published) if len(v) == n]
+    if full:
+        report = J.agreement_report([published[i] for i in full], [labels[i] for i in full])
+    else:
+        report = {k: float("nan") for k in ("fleiss_kappa", "pairwise_agreement", "loo_f1", "ceiling_f1")}
+    report |= {"n_rows": len(full), "published_counts": published.counts}
+    atomic_write_json(collection.root / "votes.json", {"ids": collection.ids, "votes": list(published),
+                                                       "labels": labels, "n_human": 0,
+                                                       "published_counts": published.counts})
+    return Judged(list(published), labels, J.label_counts(labels), report, {}, 0)
 
 
 def _export_tsv(collection: Collection, votes, path) -> None:
@@ -194,24 +222,38 @@ def load_votes_file(collection: Collection) -> dict:
 
 
 def validation_ceiling(judged: Judged, keep: list[int], n_train: int) -> float:
-    """The judges' ceiling F1 on the classifier's validation prompts (the same prompts it is scored on)."""
+    """The judges' ceiling F1 on the classifier's validation prompts (the same prompts it is scored on).
+
+    Only prompts with the usual number of votes count (published rows with fewer cannot be scored judge by
+    judge); NaN when there are none (the published confident layout has no votes)."""
     val = keep[n_train:]
+    lengths = [len(judged.votes[i]) for i in val]
+    n = max(set(lengths), key=lengths.count) if lengths else 0
+    val = [i for i in val if len(judged.votes[i]) == n]
+    if not val or n == 0:
+        return float("nan")
     return float(np.mean(J.ceiling_f1([judged.votes[i] for i in val], [judged.labels[i] for i in val])))
 
 
 def run_decision_stage(profile, model=None, parts=None, progress: bool = True) -> dict:
-    """Everything notebook 05 does, without the pictures: returns the figures (and the objects, under "_")."""
+    """Everything notebook 05 does, without the pictures: returns the figures (and the objects, under "_").
+
+    Without ``parts``, the frozen parts are loaded and moved to `gill_lite.backbones.default_device`; given
+    ``parts`` must already sit on ``model``'s device (`check_frozen_devices`)."""
+    from gill_lite.backbones.frozen import check_frozen_devices, default_device
+
     from .classifier import fit_decision, head_of
     from .data import decision_prompts
 
     if parts is None:
         from gill_lite.backbones import load_frozen_parts
 
-        parts = load_frozen_parts(profile)
+        parts = load_frozen_parts(profile).to(default_device())
     if model is None:
         from gill_lite.train import load_gill
 
         model = load_gill(profile, parts)
+    check_frozen_devices(parts, model)  # a frozen part left on another device would run there (or fail) silently
     prompts, published_votes = decision_prompts(profile)
     collection = collect_for_profile(profile, model, parts, prompts, progress=progress)
     judged = judge_collection(profile, collection, getattr(parts, "eval_clip", None), published_votes,

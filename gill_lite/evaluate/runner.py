@@ -124,9 +124,11 @@ def load_runner(profile, checkpoint=None, with_decision: bool = True):
     """(GillRunner, FrozenParts) for a profile: GILL's trainable parts from ``checkpoint`` (a folder with
     gill_config.json + trainable.safetensors, refused if made for other frozen parts) or else the profile's
     trained GILL (`gill_lite.train.load_gill`, which trains what is missing); plus its decision head if trained."""
-    from gill_lite.backbones import load_frozen_parts
+    from gill_lite.backbones import check_frozen_devices, default_device, load_frozen_parts
 
-    parts = load_frozen_parts(profile)
+    # one owner of placement: every frozen part on this process's accelerator (else OPT-6.7B and SD v1.5 would
+    # evaluate on the CPU); GillModel.build puts the trainable parts beside the LM
+    parts = load_frozen_parts(profile).to(default_device())
     if checkpoint is not None:
         from gill_lite.model import GillModel
 
@@ -143,4 +145,5 @@ def load_runner(profile, checkpoint=None, with_decision: bool = True):
         except (ImportError, RuntimeError, KeyError) as e:  # the evaluation itself does not need it
             print(f"decision head not loaded ({e}); the VIST protocols do not use it")
     model.eval()
+    check_frozen_devices(parts, model)
     return GillRunner(model, parts), parts

@@ -88,6 +88,11 @@ class GillModel(nn.Module):
         names = {"lm": lm.config_name, "image_encoder": enc.config_name, "generator": gen.config_name}
         model = cls(lm.model, lm.tokenizer, enc.hidden_size, gen.max_length, gen.text_width, train_cfg, names)
         model.parts = frozen_parts  # a plain attribute (not a submodule): inference encodes images with it
+        # the trainable parts start beside the frozen LM (not on the CPU when the LM is on a GPU): `from_trainable`
+        # and `train_stage` build through here, and `.device` (the prefix's) must be where the LM runs
+        lm_device = next(lm.model.parameters()).device
+        if lm_device.type != "meta":
+            model.to(lm_device)
         return model
 
     def train(self, mode: bool = True):

@@ -58,11 +58,13 @@ class CachedFeatures:
 
 def cached_features(dataset, encode, kind: str, config_name: str, cache_dir, batch_size: int = 256,
                     shard_size: int = 100_000, dtype=torch.float32, in_memory_bytes: int = 2 << 30,
-                    is_main: bool = True, wait=lambda: None) -> CachedFeatures:
+                    is_main: bool = True, wait=lambda: None, metadata: dict | None = None) -> CachedFeatures:
     """Compute (once) and load the features ``encode(indices)`` of every row of ``dataset``.
 
-    ``encode`` maps a list of row indices to a tensor (n, ...). ``is_main``/``wait`` let several processes
-    share one computation (the main one writes, the others wait for it).
+    ``encode`` maps a list of row indices to a tensor (n, ...), stored as ``dtype``. Each shard is streamed to
+    disk batch by batch (`_stream_shard`): memory holds one batch, not a shard (100k generation targets are
+    12 GB in fp16). ``is_main``/``wait`` let several processes share one computation (the main one writes, the
+    others wait for it). ``metadata`` (str -> str) is stored in every shard.
     """
     cache_dir = Path(cache_dir)
     stem = f"{_safe(dataset.name)}--{_safe(config_name)}--{kind}"
@@ -75,15 +77,56 @@ def cached_features(dataset, encode, kind: str, config_name: str, cache_dir, bat
             if _valid([path], digest):
                 continue  # an interrupted run keeps its finished shards
             rows = range(s * shard_size, min(len(dataset), (s + 1) * shard_size))
-            chunks = []
-            for start in tqdm(range(rows.start, rows.stop, batch_size), desc=f"cache {kind} {s + 1}/{n_shards}",
-                              mininterval=5):
-                with torch.no_grad():
-                    chunks.append(encode(list(range(start, min(rows.stop, start + batch_size)))).detach().cpu().to(dtype))
-            atomic_save_file({"features": torch.cat(chunks)}, path, metadata={"ids": digest, "n": str(len(dataset))})
+
+            def chunks(rows=rows, s=s):
+                for start in tqdm(range(rows.start, rows.stop, batch_size), desc=f"cache {kind} {s + 1}/{n_shards}",
+                                  mininterval=5):
+                    with torch.no_grad():
+                        yield encode(list(range(start, min(rows.stop, start + batch_size)))).detach().cpu().to(dtype)
+
+            meta = {**(metadata or {}), "ids": digest, "n": str(len(dataset))}
+            _stream_shard(path, len(rows), chunks(), meta)
     wait()
     total = sum(p.stat().st_size for p in paths)
     return CachedFeatures(paths, shard_size, in_memory=total <= in_memory_bytes)
+
+
+_ST_DTYPES = {torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32", torch.float64: "F64"}
+
+
+def _stream_shard(path: Path, n_rows: int, chunks, metadata: dict) -> None:
+    """Write one safetensors file holding ``features`` (n_rows, ...) from an iterator of row batches, appending
+    each batch as it comes (the format is an 8-byte header length, a JSON header, then the raw bytes, so the
+    header can be written first once the first batch gives the row shape). Atomic: a partial file is never
+    left under ``path`` (`gill_lite.io.atomic_path`)."""
+    import json
+    import struct
+
+    from ..io import atomic_path
+
+    written = 0
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        for chunk in chunks:
+            chunk = chunk.contiguous()
+            if written == 0:
+                if chunk.dtype not in _ST_DTYPES:
+                    raise TypeError(f"cannot cache {chunk.dtype}; use one of {list(_ST_DTYPES)}")
+                row_shape, row_dtype = tuple(chunk.shape[1:]), chunk.dtype
+                nbytes = n_rows * chunk[:1].numel() * chunk.element_size()
+                header = {"__metadata__": {str(k): str(v) for k, v in metadata.items()},
+                          "features": {"dtype": _ST_DTYPES[row_dtype], "shape": [n_rows, *row_shape],
+                                       "data_offsets": [0, nbytes]}}
+                blob = json.dumps(header, separators=(",", ":")).encode()
+                blob += b" " * (-len(blob) % 8)  # the spec allows trailing spaces; 8-byte alignment of the data
+                f.write(struct.pack("<Q", len(blob)))
+                f.write(blob)
+            if tuple(chunk.shape[1:]) != row_shape or chunk.dtype != row_dtype:
+                raise ValueError(f"batch of shape {tuple(chunk.shape)} {chunk.dtype} after rows of {row_shape} {row_dtype}")
+            # raw little-endian bytes; a uint8 view avoids numpy (which has no bfloat16)
+            f.write(chunk.view(-1).view(torch.uint8).numpy().tobytes())
+            written += len(chunk)
+        if written != n_rows:
+            raise ValueError(f"{path}: encoded {written} rows, expected {n_rows}")
 
 
 def _valid(paths: list[Path], digest: str) -> bool:
@@ -99,15 +142,74 @@ def _valid(paths: list[Path], digest: str) -> bool:
 
 
 def image_features(dataset, image_encoder, cache_dir, **kwargs) -> CachedFeatures:
-    """The image encoder's pooled vectors of every image of ``dataset`` (cached)."""
-    return cached_features(dataset, lambda idx: image_encoder.encode(dataset.load_images(idx)), "image",
-                           image_encoder.config_name, cache_dir, **kwargs)
+    """The image encoder's pooled vectors of every image of ``dataset`` (cached).
+
+    Images are first read here, so this is where an image that exists but does not decode is found (the CC3M
+    loader only checks that files exist, `gill_lite.data.load_cc3m`). Such a row gets the features of the
+    previous readable image (the published loader likewise substitutes another example; here the caption
+    stays), is counted and printed, and is listed (row -> reason) in the returned cache's ``.unreadable`` and
+    in ``<cache>.unreadable.json`` beside the cache. An unreadable image with none readable before it raises.
+    """
+    import json
+
+    from ..data.formats import DataFormatError
+    from ..io import atomic_write_json
+
+    found: dict[int, str] = {}
+    state = {"encoded": False}
+
+    def encode(idx):
+        state["encoded"] = True
+        try:
+            return _keep(image_encoder.encode(dataset.load_images(idx)))
+        except DataFormatError:
+            rows = []
+            for i in idx:  # find the broken ones: one image at a time
+                try:
+                    rows.append(image_encoder.encode(dataset.load_images([i]))[0])
+                except DataFormatError as err:
+                    previous = rows[-1] if rows else state.get("good")
+                    if previous is None:
+                        raise DataFormatError(f"row {i}: {err} (and no readable image before it)") from err
+                    found[i] = str(err)
+                    rows.append(previous)
+            return _keep(torch.stack(rows))
+
+    def _keep(feats):
+        state["good"] = feats[-1]
+        return feats
+
+    cache = cached_features(dataset, encode, "image", image_encoder.config_name, cache_dir, **kwargs)
+    sidecar = cache.paths[0].with_name(cache.paths[0].name.replace(".safetensors", ".unreadable.json"))
+    digest = ids_digest(dataset.ids)
+    old = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+    old_rows = {int(k): v for k, v in old.get("rows", {}).items()} if old.get("ids") == digest else {}
+    if state["encoded"]:  # (re)computed now: finished shards kept from an interrupted run keep their old rows
+        unreadable = {**old_rows, **found}
+        atomic_write_json(sidecar, {"ids": digest, "rows": {str(k): v for k, v in sorted(unreadable.items())}})
+    else:
+        unreadable = old_rows
+    if found:
+        first = next(iter(found.items()))
+        print(f"image cache: {len(found)} unreadable image(s) of {len(dataset)} replaced by the previous "
+              f"readable one (first: row {first[0]}: {first[1]}); listed in {sidecar}")
+    cache.unreadable = unreadable
+    return cache
 
 
-def text_targets(dataset, generator, cache_dir, **kwargs) -> CachedFeatures:
-    """The generator's text-encoder outputs (padded to ``max_length``) of every caption (cached)."""
-    return cached_features(dataset, lambda idx: generator.encode_text([dataset.captions[i] for i in idx]), "text",
-                           generator.config_name, cache_dir, **kwargs)
+def text_targets(dataset, generator, cache_dir, dtype=None, **kwargs) -> CachedFeatures:
+    """The generator's text-encoder outputs (padded to ``max_length``) of every caption (cached).
+
+    Stored in the text encoder's own precision when that is float16 (``paper``: SD v1.5 in fp16, as the
+    published preprocessing stores them: 77 x 768 x 2 B = 118 KB a caption, half of fp32), else float32;
+    ``dtype`` overrides. A non-fp32 cache has its dtype in the file name, so it never mixes with an fp32 one.
+    Rows read back as float32 (`CachedFeatures`)."""
+    if dtype is None:
+        encoder_dtype = getattr(getattr(getattr(generator, "pipeline", None), "text_encoder", None), "dtype", None)
+        dtype = torch.float16 if encoder_dtype == torch.float16 else torch.float32
+    kind = "text" if dtype == torch.float32 else f"text-{str(dtype).removeprefix('torch.')}"
+    return cached_features(dataset, lambda idx: generator.encode_text([dataset.captions[i] for i in idx]), kind,
+                           generator.config_name, cache_dir, dtype=dtype, **kwargs)
 
 
 def img_rows_digest(model) -> str:
