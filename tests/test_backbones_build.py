@@ -100,3 +100,19 @@ def test_generator_resume_continues_the_unet_only(built):
     assert any(not torch.equal(a, b) for a, b in zip(before.pipeline.unet.parameters(), after.pipeline.unet.parameters()))
     assert after.config_name == before.config_name  # same frozen part for GILL: targets unchanged
     assert "Resumed" in json.loads((standin_dir(profile, "generator") / "model_card.json").read_text())["recipe"]
+
+
+def test_frozen_names_do_not_depend_on_where_the_clone_lives():
+    """Nested sub-configs carry an absolute ``_name_or_path``: it never enters a frozen part's name."""
+    from gill_lite.backbones.cards import config_name_for
+
+    def config(root):
+        return {"unet": {"_name_or_path": f"{root}/models/tiny/generator/unet", "sample_size": 32},
+                "text_encoder": [{"_name_or_path": f"{root}/te", "hidden_size": 128}], "_name_or_path": root}
+
+    a = config_name_for("/a/models/tiny/generator", config("/a"), "w1")
+    assert a == config_name_for("/elsewhere/models/tiny/generator", config("/elsewhere"), "w1")
+    assert a != config_name_for("/a/models/tiny/generator", config("/a"), "w2")
+    changed = config("/a")
+    changed["unet"]["sample_size"] = 64
+    assert a != config_name_for("/a/models/tiny/generator", changed, "w1")

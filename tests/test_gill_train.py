@@ -145,19 +145,40 @@ def test_train_stage_finds_finished_checkpoint(runs, capsys):
     parts = tiny_parts()
     prof = small_profile(steps=3)
     model = loop.train_stage(prof, "img_tokens", parts, progress=False)
-    config = json.loads((runs / "ci" / "gill" / "img_tokens" / "gill_config.json").read_text())
+    config = json.loads((loop.stage_dir(prof, "img_tokens") / "gill_config.json").read_text())
     assert config["run"]["finished"] and config["frozen"]["lm"] == "fake-opt"
-    assert (runs / "ci" / "gill" / "captioning" / "trainable.safetensors").exists()  # the stage it starts from
+    assert (loop.stage_dir(prof, "captioning") / "trainable.safetensors").exists()  # the stage it starts from
     capsys.readouterr()
     again = loop.train_stage(prof, "img_tokens", parts, progress=False)
     assert "Found finished checkpoint" in capsys.readouterr().out
     assert torch.equal(again.img_tokens.rows, model.img_tokens.rows)
     # the captioning stage's prefix is carried into the img_tokens checkpoint unchanged
-    cap = GillModel.from_trainable(runs / "ci" / "gill" / "captioning", parts)
+    cap = GillModel.from_trainable(loop.stage_dir(prof, "captioning"), parts)
     assert torch.equal(cap.prefix.proj.weight, again.prefix.proj.weight)
-    # another recipe is another configuration: trained again
+    # another recipe is another configuration: trained in a folder of its own, the finished one kept
+    first = loop.stage_dir(prof, "captioning")
     loop.train_stage(small_profile(steps=4), "captioning", parts, progress=False)
-    assert "training captioning again" in capsys.readouterr().out
+    assert loop.stage_dir(prof, "captioning") != first and (first / "gill_config.json").exists()
+    capsys.readouterr()
+    loop.train_stage(prof, "captioning", parts, progress=False)
+    assert "Found finished checkpoint" in capsys.readouterr().out and loop.stage_dir(prof, "captioning") == first
+
+
+def test_a_moved_run_finds_every_stage_finished(runs, monkeypatch, capsys):
+    """Copying runs/ elsewhere (a moved clone, a shared GILL_RUNS_DIR) keeps every finished stage."""
+    import shutil
+
+    parts = tiny_parts()
+    prof = small_profile(steps=2)
+    loop.train_stage(prof, "retrieval", parts, progress=False)
+    moved = runs.parent / (runs.name + "-moved")
+    shutil.copytree(runs, moved)
+    monkeypatch.setenv("GILL_RUNS_DIR", str(moved))
+    capsys.readouterr()
+    loop.train_stage(prof, "retrieval", parts, progress=False)
+    out = capsys.readouterr().out
+    assert "Found finished checkpoint" in out and "Trained" not in out
+    assert str(moved) in out
 
 
 def test_losses_fall(runs):

@@ -57,8 +57,6 @@ def build_standins(profile, parts=PARTS, rebuild: bool = False, log=print, resum
         resume = resume_generator and part == "generator" and _built(folder, part)
         if _built(folder, part) and not (rebuild or resume):
             continue
-        if folder.exists() and not resume:
-            shutil.rmtree(folder)
         tmp = folder.with_name(folder.name + ".building")
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -71,7 +69,7 @@ def build_standins(profile, parts=PARTS, rebuild: bool = False, log=print, resum
             figures[part] = pretrain_generator(profile, tmp, log=log, resume_from=folder if resume else None)
         else:
             figures[part] = pretrain_clip(profile, _FIELD[part], tmp, log=log)
-        if resume:
+        if folder.exists():  # replaced only once its successor is complete: an interrupted build loses nothing
             shutil.rmtree(folder)
         tmp.rename(folder)  # a half-built folder never looks finished
         log(f"built {part} in {time.time() - t0:.0f}s")

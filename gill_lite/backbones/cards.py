@@ -40,10 +40,20 @@ def weights_digest(folder, subfolders: tuple[str, ...] = ("",)) -> str:
     return h.hexdigest()[:8]
 
 
+def _strip_volatile(value):
+    """A config without the keys that change with where or how it was loaded (``_name_or_path`` is an absolute
+    path in a local folder's config), at every depth: the sub-configs of a pipeline carry their own."""
+    if isinstance(value, dict):
+        return {k: _strip_volatile(v) for k, v in value.items() if k not in _VOLATILE and not k.startswith("_")}
+    if isinstance(value, (list, tuple)):
+        return [_strip_volatile(v) for v in value]
+    return value
+
+
 def config_name_for(source: str, config: dict, weights: str | None = None) -> str:
     """``"<basename>-<8 hex>"``: basename of the path / hub id, hash of the config without volatile keys and,
     for a local folder, of its weights (``weights``: a `weights_digest`; a hub id names its weights itself)."""
-    clean = {k: v for k, v in config.items() if k not in _VOLATILE and not k.startswith("_")}
+    clean = _strip_volatile(config)
     if weights:
         clean["_weights"] = weights
     digest = hashlib.sha1(json.dumps(clean, sort_keys=True, default=str).encode()).hexdigest()[:8]

@@ -41,6 +41,7 @@ import os
 import resource
 import shutil
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -64,6 +65,7 @@ STAGE_PARTS = {
     "joint": ("prefix", "img_tokens", "mapper", "retrieval"),
 }
 LOG_FILE = "log.jsonl"
+PROCESS_GROUP_TIMEOUT_HOURS = 4
 
 
 def states_cacheable(stage: str, train_cfg=None) -> bool:
@@ -74,8 +76,25 @@ def states_cacheable(stage: str, train_cfg=None) -> bool:
     return fixed and not ({"caption", "img"} & set(STAGE_LOSSES[stage])) and "img_tokens" not in STAGE_PARTS[stage]
 
 
-def stage_dir(profile, stage: str) -> Path:
-    return profile.run_dir / "gill" / stage
+LATEST = "LATEST"  # in a stage's folder: the fingerprint of the configuration trained or loaded last
+
+
+def stage_dir(profile, stage: str, fingerprint_: str | None = None) -> Path:
+    """``runs/<profile>/gill/<stage>/<fingerprint>``: one folder per configuration of a stage, so changing a
+    value never throws a finished stage away. Without ``fingerprint_``: the configuration used last (``LATEST``)."""
+    root = profile.run_dir / "gill" / stage
+    if fingerprint_ is None:
+        latest = root / LATEST
+        if not latest.exists():
+            raise FileNotFoundError(f"no {stage} stage has been trained or loaded under {root} yet")
+        fingerprint_ = latest.read_text().strip()
+    return root / fingerprint_
+
+
+def _mark_latest(out: Path) -> None:
+    from ..io import atomic_write_text
+
+    atomic_write_text(out.parent / LATEST, out.name + "\n")
 
 
 def steps_for(train_cfg, stage: str) -> int:
@@ -137,12 +156,17 @@ def _accelerator(mixed_precision: str):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
+    from accelerate.utils import InitProcessGroupKwargs
+
     cpu = not torch.cuda.is_available()
+    # rank 0 builds the feature caches while the others wait at a barrier: far past the default 30 minutes on CC3M
+    kwargs = dict(mixed_precision=mixed_precision, cpu=cpu,
+                  kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=PROCESS_GROUP_TIMEOUT_HOURS))])
     try:
-        return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
+        return Accelerator(**kwargs)
     except ValueError:
         AcceleratorState._reset_state(reset_partial_state=False)
-        return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
+        return Accelerator(**kwargs)
 
 
 def _peak_memory_mb(device) -> float:
@@ -173,6 +197,11 @@ def train(model: GillModel, stage: str, frozen_parts, profile, out_dir, *, steps
     out_dir = Path(out_dir)
     acc = _accelerator(cfg.mixed_precision)
     model.to(acc.device)
+    if hasattr(frozen_parts, "to"):  # one owner of placement: the encoders run where the model does
+        from ..backbones.frozen import check_frozen_devices
+
+        frozen_parts.to(acc.device)
+        check_frozen_devices(frozen_parts, model)
     dataset = dataset or training_set(profile)
     wanted = set(STAGE_LOSSES[stage])
     need_images, need_targets = bool(wanted & {"caption", "ret"}), "gen" in wanted
@@ -291,8 +320,9 @@ def stage_fingerprint(profile, stage: str, frozen_names: dict) -> str:
 
 
 def train_stage(profile, stage: str, frozen_parts=None, *, progress: bool = True) -> GillModel:
-    """The GILL of ``stage`` for ``profile``: loaded if a finished checkpoint with this configuration exists under
-    ``profile.run_dir/"gill"/<stage>``, otherwise trained (after the stages it starts from) and saved there."""
+    """The GILL of ``stage`` for ``profile``: loaded if a finished checkpoint with this configuration exists in
+    its folder ``profile.run_dir/"gill"/<stage>/<fingerprint>`` (`stage_dir`), otherwise trained (after the stages
+    it starts from) and saved there; other configurations' folders are left as they are."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; stages: {STAGES}")
     if frozen_parts is None:
@@ -301,23 +331,23 @@ def train_stage(profile, stage: str, frozen_parts=None, *, progress: bool = True
         frozen_parts = load_frozen_parts(profile)
     names = {"lm": frozen_parts.lm.config_name, "image_encoder": frozen_parts.image_encoder.config_name,
              "generator": frozen_parts.generator.config_name}
-    out = stage_dir(profile, stage)
     fp = stage_fingerprint(profile, stage, names)
-    if _finished(out, fp):
-        print(f"Found finished checkpoint, loading {out}")
-        return GillModel.from_trainable(out, frozen_parts, profile.train)
-    if (out / CONFIG_FILE).exists():
-        print(f"{out} holds a checkpoint of another configuration (or unfinished); training {stage} again")
-        (out / CONFIG_FILE).unlink()
-    prev = PREVIOUS[stage]
-    model = train_stage(profile, prev, frozen_parts, progress=progress) if prev else GillModel.build(frozen_parts, profile.train)
-    summary = train(model, stage, frozen_parts, profile, out, fingerprint_=fp, progress=progress)
+    out = stage_dir(profile, stage, fp)
     from accelerate import PartialState
 
     state = PartialState()
+    if _finished(out, fp):
+        print(f"Found finished checkpoint, loading {out}")
+        if state.is_main_process:
+            _mark_latest(out)
+        return GillModel.from_trainable(out, frozen_parts, profile.train)
+    prev = PREVIOUS[stage]
+    model = train_stage(profile, prev, frozen_parts, progress=progress) if prev else GillModel.build(frozen_parts, profile.train)
+    summary = train(model, stage, frozen_parts, profile, out, fingerprint_=fp, progress=progress)
     if state.is_main_process:
         model.save_trainable(out, extra={"run": {**summary, "fingerprint": fp, "profile": profile.name}})
         shutil.rmtree(out / "checkpoints", ignore_errors=True)  # finished: the final weights are all that is needed
+        _mark_latest(out)
     state.wait_for_everyone()
     print(f"Trained {stage} in {summary['seconds']:.0f}s ({summary['steps']} steps); saved {out}")
     model.eval()
