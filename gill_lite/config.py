@@ -145,6 +145,8 @@ class TrainConfig:
     # per-stage decay intervals, ((stage, decay_every), ...), overriding `decay_every` (a longer stage decays later)
     stage_decay_every: tuple[tuple[str, int], ...] = ()
     final_stage: str = "joint"  # the stage whose checkpoint is "the" GILL for decision, evaluation and dialogue
+    # None: the joint run starts from fresh parts (the paper's recipe); a stage name: from its finished checkpoint
+    joint_from: str | None = None
 
 
 @dataclass(frozen=True)

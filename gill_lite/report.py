@@ -74,9 +74,23 @@ HEADLINES: list[tuple[str, str, str, tuple | None]] = [
     ("vist", "clip_similarity.gill_captions_images", "VIST CLIP similarity: GILL, 5 captions + 4 images",
      ("paper", 0.641)),
     ("vist", "clip_similarity.sd_oracle", "VIST CLIP similarity: generator given the true last description", None),
+    *[("vist", f"orderings.{metric}.{hi}>{lo}", f"VIST ordering ({label}): {title}, paired difference",
+       ("ordering",)) for metric, label in (("clip_similarity", "CLIP similarity"), ("all_attributes", "probe, all 4"))
+      for hi, lo, title in (("gill_captions", "gill_last_caption", "GILL 5 captions > GILL last caption"),
+                            ("gill_captions_images", "gill_captions", "GILL 5 captions + 4 images > GILL 5 captions"),
+                            ("gill_captions", "sd_captions", "GILL 5 captions > generator 5 captions"))],
+    ("vist", "attribute_accuracy.gill_captions.kind", "VIST: kind of GILL's image, 5 captions", ("min", 0.90)),
+    ("vist", "attribute_accuracy.gill_captions.all", "VIST: all 4 attributes of GILL's image, 5 captions (ceiling 0.50)",
+     ("min", 0.25)),
+    ("vist", "attribute_accuracy.gill_captions_images.all",
+     "VIST: all 4 attributes of GILL's image, 5 captions + 4 images (ceiling 1.00)", ("min", 0.40)),
     ("vist", "retrieval.gill_captions_images_R1", "VIST retrieval R@1: GILL, 5 captions + 4 images",
      ("times", "retrieval.clip_text_captions_R1", 2.0)),
     ("vist", "retrieval.clip_text_captions_R1", "VIST retrieval R@1: text-only CLIP, 5 captions", ("paper", 0.088)),
+    ("vist", "retrieval_equivalent.gill_captions_images_R1", "VIST retrieval R@1, same attributes counted: GILL",
+     ("times", "retrieval_equivalent.clip_text_captions_R1", 2.0)),
+    ("vist", "retrieval_equivalent.clip_text_captions_R1", "VIST retrieval R@1, same attributes counted: text-only CLIP",
+     None),
     ("vist", "stories_per_second", "VIST evaluation throughput (stories/s)", None),
 ]
 PIPELINE_TARGET_S = 15 * 60  # the tiny pipeline end to end on a 2-core CPU
@@ -92,6 +106,8 @@ def _verdict(bar, value, flat: dict) -> tuple[str, str]:
     if bar is None or not isinstance(value, (int, float)):
         return "", ""
     kind = bar[0]
+    if kind == "ordering":  # value: the paired difference; the verdict comes from its 95% interval
+        return "", ""
     if kind == "paper":
         return f"paper {format_value(bar[1])}", ""
     if kind == "min":
@@ -124,6 +140,13 @@ def render_summary(results: dict) -> str:
             continue
         value = _leaf(flat[key])
         target, verdict = _verdict(bar, value, flat)
+        if bar and bar[0] == "ordering" and isinstance(flat[key], dict):
+            low, high = flat[key]["ci"]
+            target = "paper: holds"
+            verdict = "holds" if flat[key]["holds"] else ("**reversed**" if high < 0 else "**not shown**")
+            value = f"{value:+.3f} [{low:+.3f}, {high:+.3f}]"
+            lines.append(f"| {label} | {value} | {target} | {verdict} |")
+            continue
         lines.append(f"| {label} | {format_value(value)} | {target} | {verdict} |")
     from gill_lite.pipeline import NOTEBOOKS  # (pipeline imports this module)
 

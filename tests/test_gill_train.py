@@ -188,3 +188,19 @@ def test_losses_fall(runs):
     loop.train(model, "generation", parts, prof, runs / "g", progress=False)
     log = loop.read_log(runs / "g")
     assert sum(r["gen"] for r in log[-5:]) < sum(r["gen"] for r in log[:5])
+
+
+def test_joint_run_can_start_from_the_staged_chain(runs):
+    parts = tiny_parts()
+    staged = small_profile(steps=2, joint_from="retrieval")
+    names = {"lm": "fake-opt", "image_encoder": "fake-clip", "generator": "fake-sd"}
+    assert loop.previous_stage(staged, "joint") == "retrieval" and loop.previous_stage(small_profile(), "joint") is None
+    assert loop.stage_fingerprint(staged, "joint", names) != loop.stage_fingerprint(small_profile(steps=2), "joint", names)
+    # the staged stages themselves do not depend on where the joint run starts
+    assert loop.stage_fingerprint(staged, "retrieval", names) == loop.stage_fingerprint(small_profile(steps=2), "retrieval", names)
+    model = loop.train_stage(staged, "joint", parts, progress=False)
+    assert loop.stage_dir(staged, "retrieval").exists()  # trained first, then fine-tuned jointly
+    before = GillModel.from_trainable(loop.stage_dir(staged, "retrieval"), parts)
+    assert not torch.equal(before.img_tokens.rows, model.img_tokens.rows)  # the rows learn in the joint run
+    with pytest.raises(ValueError):
+        loop.previous_stage(small_profile(joint_from="joint"), "joint")

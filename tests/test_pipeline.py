@@ -241,6 +241,15 @@ def test_readme_summary_states_targets_met_and_missed(tmp_path, monkeypatch):
     assert "| 0.050 | >= 2 x 0.000 | not measurable (baseline 0) |" in render_summary(results)
     assert "decision" not in text.lower()  # stages not recorded are left out
     assert "| all notebooks, end to end | 13 min 20 s | <= 15 min on 2 CPUs | met |" in text
+    orderings = {"clip_similarity": {
+        "gill_captions>gill_last_caption": {"value": 0.05, "ci": [0.01, 0.09], "holds": True},
+        "gill_captions>sd_captions": {"value": -0.04, "ci": [-0.07, -0.01], "holds": False},
+        "gill_captions_images>gill_captions": {"value": 0.01, "ci": [-0.02, 0.04], "holds": False}}}
+    results["stages"]["06_vist"]["figures"]["orderings"] = orderings
+    text = render_summary(results)
+    assert "GILL 5 captions > GILL last caption, paired difference | +0.050 [+0.010, +0.090] | paper: holds | holds |" in text
+    assert "| -0.040 [-0.070, -0.010] | paper: holds | **reversed** |" in text
+    assert "| +0.010 [-0.020, +0.040] | paper: holds | **not shown** |" in text
     results["timings"][NOTEBOOKS[0]] = 1000.0
     assert "**missed** |" in render_summary(results).splitlines()[-1]
     del results["timings"][NOTEBOOKS[-1]]  # a partial run has no total to judge

@@ -95,8 +95,10 @@ def vist_figures(summary: dict) -> dict:
         out.setdefault("ceilings", {})[setting] = c["determined"]
     out["retrieval"] = _recall_figures(summary["retrieval"]["settings"])
     for o in summary["generation"]["orderings"]:
-        key = f"{o['higher']} > {o['lower']} ({o.get('metric', 'clip_similarity')})".replace("/", "_")
-        out["orderings"][key] = bool(o["paired_holds"])
+        key = f"{o['higher']}>{o['lower']}".replace("/", "_")
+        d = o["paired_difference"]
+        out["orderings"].setdefault(o.get("metric", "clip_similarity"), {})[key] = {
+            "value": d["mean"], "ci": [d["low"], d["high"]], "holds": bool(o["paired_holds"])}
     if summary["retrieval"].get("gill_over_clip_text_R@1") is not None:
         out["retrieval"]["gill_over_clip_text_R1"] = summary["retrieval"]["gill_over_clip_text_R@1"]
     eq = summary["retrieval"].get("equivalent")

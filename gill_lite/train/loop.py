@@ -10,7 +10,8 @@ captioning     visual prefix                     captioning CE      fresh parts
 img_tokens     [IMG] rows                        [IMG] prediction   captioning
 generation     GillMapper                        generation (L2)    img_tokens
 retrieval      retrieval heads + logit scale     InfoNCE            generation
-joint          all of the above                  the four, summed   fresh parts (the paper's recipe)
+joint          all of the above                  the four, summed   fresh parts (the paper's recipe),
+                                                                    or ``train.joint_from``'s checkpoint
 =============  ================================  =================  ==========================
 
 Optimiser: AdamW(lr, betas (0.9, 0.95), weight decay 0.01) on the trainable parameters only. The frozen
@@ -143,7 +144,7 @@ def fingerprint(profile, stage: str, frozen_names: dict, previous: str | None = 
     data = dataclasses.asdict(profile.world) if profile.uses_world else dataclasses.asdict(profile.data)
     train = dataclasses.asdict(profile.train)
     # only what changes this stage's result: its own step count, not the others' (nor which stage is final)
-    for key in ("stage_steps", "stage_decay_every", "final_stage", "checkpoint_every"):
+    for key in ("stage_steps", "stage_decay_every", "final_stage", "checkpoint_every", "joint_from"):
         train.pop(key)
     train["steps"] = steps_for(profile.train, stage)
     train["decay_every"] = decay_every_for(profile.train, stage)
@@ -312,9 +313,19 @@ def _finished(directory: Path, fp: str) -> bool:
     return run.get("finished") is True and run.get("fingerprint") == fp
 
 
+def previous_stage(profile, stage: str) -> str | None:
+    """The stage whose finished checkpoint ``stage`` starts from: `PREVIOUS`, except that the joint run starts
+    from ``profile.train.joint_from`` when set (the staged chain, then every part learns together)."""
+    if stage == "joint" and profile.train.joint_from:
+        if profile.train.joint_from not in STAGES or profile.train.joint_from == "joint":
+            raise ValueError(f"train.joint_from must be one of the staged stages, not {profile.train.joint_from!r}")
+        return profile.train.joint_from
+    return PREVIOUS[stage]
+
+
 def stage_fingerprint(profile, stage: str, frozen_names: dict) -> str:
     """The fingerprint of ``stage``, chained through its previous stages."""
-    prev = PREVIOUS[stage]
+    prev = previous_stage(profile, stage)
     prev_fp = stage_fingerprint(profile, prev, frozen_names) if prev else None
     return fingerprint(profile, stage, frozen_names, prev_fp)
 
@@ -341,7 +352,7 @@ def train_stage(profile, stage: str, frozen_parts=None, *, progress: bool = True
         if state.is_main_process:
             _mark_latest(out)
         return GillModel.from_trainable(out, frozen_parts, profile.train)
-    prev = PREVIOUS[stage]
+    prev = previous_stage(profile, stage)
     model = train_stage(profile, prev, frozen_parts, progress=progress) if prev else GillModel.build(frozen_parts, profile.train)
     summary = train(model, stage, frozen_parts, profile, out, fingerprint_=fp, progress=progress)
     if state.is_main_process:
