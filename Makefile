@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PYTHONHASHSEED ?= 0
 
-.PHONY: setup demo test clean-runs
+.PHONY: setup demo test readme clean-runs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: setup
 
 test: setup
 	GILL_PROFILE=ci MPLBACKEND=Agg $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+# maintainers: after `make demo`, refresh the README's results table and the committed figures/ from runs/tiny
+readme: setup
+	$(VENV)/bin/gill-lite report --profile tiny --publish
 
 clean-runs:
 	rm -rf runs

@@ -1,11 +1,11 @@
-"""Saving notebook figures where the report (and, at ``tiny``, the README) finds them.
+"""Saving notebook figures where the report finds them.
 
     from gill_lite.figures import save_figure
     save_figure(fig, profile, "03_generated_vs_sd", stage="generation")
 
-The ``tiny`` run writes to the committed ``figures/`` folder (the README shows those images); every other
-profile, and a tiny run whose runs folder was moved by ``GILL_RUNS_DIR`` (tests), writes to
-``runs/<profile>/figures/``. ``GILL_FIGURES_DIR`` overrides both.
+A run writes only under ``runs/<profile>/figures/`` (``GILL_FIGURES_DIR`` overrides), never into tracked files;
+the README's committed copies in ``figures/`` are refreshed only by ``make readme``
+(`gill_lite.report.publish_results`).
 """
 from __future__ import annotations
 
@@ -23,10 +23,7 @@ def figure_dir(profile) -> Path:
     """Where ``profile``'s figures go (see the module docstring)."""
     if os.environ.get("GILL_FIGURES_DIR"):
         return Path(os.environ["GILL_FIGURES_DIR"])
-    run_dir = Path(profile.run_dir)
-    if profile.name == "tiny" and run_dir.resolve() == (REPO_ROOT / "runs" / "tiny").resolve():
-        return REPO_ROOT / "figures"
-    return run_dir / "figures"
+    return Path(profile.run_dir) / "figures"
 
 
 def save_figure(fig, profile, name: str, stage: str | None = None, dpi: int = 100) -> Path:

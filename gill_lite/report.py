@@ -317,15 +317,10 @@ def update_readme_results(readme_path, markdown: str) -> None:
     atomic_write_text(readme_path, new)
 
 
-def _default_tiny(profile) -> bool:
-    return profile.name == "tiny" and Path(profile.run_dir).resolve() == (REPO_ROOT / "runs" / "tiny").resolve()
-
-
-def write_report(profile, update_readme: bool | None = None, readme_path=None) -> Path:
-    """Write ``runs/<profile>/REPORT.md`` from results.json; at ``tiny`` also the README's results section.
-
-    ``update_readme=None`` means: only for the real tiny run (not when ``GILL_RUNS_DIR`` moved it) and only
-    when the README exists. Returns the report's path.
+def write_report(profile, update_readme: bool = False, readme_path=None) -> Path:
+    """Write ``runs/<profile>/REPORT.md`` from results.json (what every run does: nothing tracked changes);
+    with ``update_readme`` also the README's results section, linking the run's own figures (`publish_results`
+    links the committed copies instead). Returns the report's path.
     """
     if isinstance(profile, str):
         from gill_lite.config import get_profile
@@ -338,26 +333,53 @@ def write_report(profile, update_readme: bool | None = None, readme_path=None) -
             f"Made from `{results_path(profile).name}` by `gill-lite report --profile {profile.name}` "
             f"({stamp}). Results file created {results['created']}.\n\n")
     atomic_write_text(report, head + render_report(results, report.parent))
-    readme_path = Path(readme_path) if readme_path else REPO_ROOT / "README.md"
-    if update_readme is None:
-        update_readme = _default_tiny(profile) and readme_path.exists()
     if update_readme:
-        total = sum(results["timings"].values())
-        m = results["machine"]
-        body = (f"_Profile `{profile.name}`, {format_seconds(total)} of notebooks on {m.get('cpu_count')} CPUs "
-                f"({m.get('platform')}, torch {m.get('torch')}). Every figure, with intervals, per notebook "
-                f"times and all plots: `runs/{profile.name}/REPORT.md` after `make demo`._\n\n"
-                + render_summary(results) + "\n" + _readme_figures(results, readme_path.parent))
-        update_readme_results(readme_path, body)
+        _update_readme(profile, results, Path(readme_path) if readme_path else REPO_ROOT / "README.md")
     return report
 
 
-def _readme_figures(results: dict, base_dir: Path) -> str:
-    """Links to the few figures the README shows (the report shows them all)."""
-    lines = []
+def publish_results(profile, readme_path=None) -> list[Path]:
+    """The maintainer's explicit refresh (``make readme``): copy the README's figures of the finished run from
+    ``runs/<profile>/figures`` into the committed ``figures/`` beside the README and rewrite the README's results
+    section (linking those copies). Returns the copied files."""
+    import shutil
+
+    if isinstance(profile, str):
+        from gill_lite.config import get_profile
+
+        profile = get_profile(profile)
+    readme_path = Path(readme_path) if readme_path else REPO_ROOT / "README.md"
+    results = load_results(profile, missing_ok=False)
+    copied = {}
     for name in README_FIGURES:
         image = results.get("images", {}).get(name)
         if image and _image_path(image["path"]).exists():
-            rel = Path(os.path.relpath(_image_path(image["path"]), base_dir)).as_posix()
+            target = readme_path.parent / "figures" / f"{name}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(_image_path(image["path"]), target)
+            copied[name] = target
+    _update_readme(profile, results, readme_path, copied)
+    return list(copied.values())
+
+
+def _update_readme(profile, results: dict, readme_path: Path, figures: dict | None = None) -> None:
+    total = sum(results["timings"].values())
+    m = results["machine"]
+    if figures is None:
+        figures = {name: _image_path(image["path"]) for name, image in results.get("images", {}).items()}
+    body = (f"_Profile `{profile.name}`, {format_seconds(total)} of notebooks on {m.get('cpu_count')} CPUs "
+            f"({m.get('platform')}, torch {m.get('torch')}). Every figure, with intervals, per notebook "
+            f"times and all plots: `runs/{profile.name}/REPORT.md` after `make demo`._\n\n"
+            + render_summary(results) + "\n" + _readme_figures(figures, readme_path.parent))
+    update_readme_results(readme_path, body)
+
+
+def _readme_figures(figures: dict, base_dir: Path) -> str:
+    """Links to the few figures the README shows (the report shows them all): ``figures`` maps name -> file."""
+    lines = []
+    for name in README_FIGURES:
+        path = figures.get(name)
+        if path is not None and Path(path).exists():
+            rel = Path(os.path.relpath(path, base_dir)).as_posix()
             lines += [f"**{name}**", "", f"![{name}]({rel})", ""]
     return "\n".join(lines)

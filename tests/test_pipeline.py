@@ -22,7 +22,7 @@ from gill_lite.pipeline import (
     validate_results,
     write_report,
 )
-from gill_lite.results import new_results, results_path
+from gill_lite.results import new_results, record_timing, results_path
 
 
 @pytest.fixture(autouse=True)
@@ -304,10 +304,39 @@ def test_save_figure_registers_image(runs_dir):
     plt.close(fig)
     assert path == runs_dir / "ci" / "figures" / "01_loss.png" and path.read_bytes()[:4] == b"\x89PNG"
     assert load_results(profile)["images"]["01_loss"]["stage"] == "captioning"
-    assert figure_dir(get_profile("tiny")) == runs_dir / "tiny" / "figures"  # moved runs dir: not the repo
+    assert figure_dir(get_profile("tiny")) == runs_dir / "tiny" / "figures"
     with pytest.raises(ValueError, match="file stem"):
         save_figure(fig, profile, "../escape")
 
 
 def test_kernel_choice():
     assert pipeline.choose_kernel("no-such-kernel-xyz") == "python3"
+
+
+def test_a_run_never_writes_tracked_files_and_publishing_is_explicit(runs_dir, tmp_path, monkeypatch):
+    """Figures and the report of any run stay under runs/; only `publish_results` (make readme) touches the
+    README and figures/."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gill_lite import figures, report
+    from gill_lite.config import REPO_ROOT
+
+    monkeypatch.delenv("GILL_FIGURES_DIR", raising=False)
+    profile = get_profile("tiny")
+    fig, ax = plt.subplots(figsize=(1, 1))
+    path = figures.save_figure(fig, profile, "06_vist_stories", stage="vist")
+    plt.close(fig)
+    assert runs_dir in path.parents and REPO_ROOT / "figures" not in path.parents
+    record_timing(profile, "00_world", 1.0)
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\n")
+    before = {p: p.stat().st_mtime_ns for p in (REPO_ROOT / "figures").glob("*.png")}
+    write_report(profile)
+    assert "old" in readme.read_text()
+    assert {p: p.stat().st_mtime_ns for p in (REPO_ROOT / "figures").glob("*.png")} == before
+    copied = report.publish_results(profile, readme_path=readme)
+    assert copied == [tmp_path / "figures" / "06_vist_stories.png"] and copied[0].read_bytes()[:4] == b"\x89PNG"
+    text = readme.read_text()
+    assert "old" not in text and "](figures/06_vist_stories.png)" in text
