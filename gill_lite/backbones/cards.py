@@ -44,7 +44,8 @@ def _strip_volatile(value):
     """A config without the keys that change with where or how it was loaded (``_name_or_path`` is an absolute
     path in a local folder's config), at every depth: the sub-configs of a pipeline carry their own."""
     if isinstance(value, dict):
-        return {k: _strip_volatile(v) for k, v in value.items() if k not in _VOLATILE and not k.startswith("_")}
+        return {k: _strip_volatile(v) for k, v in value.items()
+                if k not in _VOLATILE and not (isinstance(k, str) and k.startswith("_"))}
     if isinstance(value, (list, tuple)):
         return [_strip_volatile(v) for v in value]
     return value
