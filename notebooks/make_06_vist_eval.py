@@ -30,18 +30,21 @@ Here the stories are **ShapeStories**: one character over 5 frames (*"A small re
 "It slides to the middle." / "It changes colour."* (the new colour is only in image 3) / ...). Some events are
 told, some only shown, so every setting has a known **information ceiling**: which attributes of the final shape
 its input determines. The evaluation stories come from their own seed stream (`"eval"`), which no training stage
-reads; GILL was trained on single captions only, so using a story is an ability it inherits from the frozen LM.
+reads; GILL was trained on corpus captions and pairs of them only (as on CC3M), so using a story is an ability it
+inherits from the frozen LM, whose pretraining text (narrated "lm"-stream stories that restate the current scene
+now and then, and answer questions about it) made knowing the scene useful, as web text does for OPT.
 
 Inputs are built as the published evaluation builds them: `caption1, image1, caption2, ..., image4, caption5`,
 then `[IMG0..7]` forced. The baseline is the generator alone on the text of (a) and (b), truncated by its own
 tokenizer. Every setting uses the same noise seeds, and an ordering is claimed only when its 95% bootstrap
 interval says so."""),
-    new_code_cell('PROFILE = "tiny"  # ci | tiny | paper (GILL_PROFILE wins)\nN_PICTURES = 4  # stories drawn with their generated and retrieved images\nN_DIALOGUES = 200  # dialogue-conditioned generation (capped by the profile\'s story count)',
+    new_code_cell('PROFILE = "tiny"  # ci | tiny | paper (GILL_PROFILE wins)\nN_PICTURES = 4  # stories drawn with their generated and retrieved images\nN_DIALOGUES = 200  # dialogue-conditioned generation (capped by the profile\'s story count)\nN_CHAIN_FIT = 1000  # "lm"-stream stories the context chain\'s probes are fitted on',
                   metadata={"tags": ["parameters"]}),
     new_code_cell("""%matplotlib inline
 from IPython.display import Markdown, display
 
 from gill_lite.config import notebook_profile
+from gill_lite.evaluate.chain import chain_lines, chain_stories, chain_table, image_link, measure_chain
 from gill_lite.evaluate.dialogue import dialogue_items, dialogue_summary, evaluate_dialogues
 from gill_lite.evaluate.pictures import dialogue_figure, story_results_figure
 from gill_lite.evaluate.run import evaluate_vist
@@ -52,6 +55,7 @@ from gill_lite.evaluate.tables import (attribute_table, generation_table, orderi
 from gill_lite.figures import save_figure
 from gill_lite.pipeline import record_results
 from gill_lite.plots import story_strip
+from gill_lite.world.stories import make_stories
 
 profile = notebook_profile(PROFILE)
 print(profile.name, profile.eval)"""),
@@ -68,8 +72,8 @@ print(len(stories), "stories;", len(skipped), "skipped")
 s = stories[0]
 story_strip(s.images, s.captions, title=f"{s.id}: known from each setting: {s.known}")"""),
     new_markdown_cell("""## Run both protocols
-Generation: 3 GILL settings + 2 baseline settings per story. Retrieval: every image of every story is in the
-pool; each story's own first four images are excluded; the baselines are text-only CLIP (the frozen image
+Generation: 3 GILL settings + 2 baseline settings per story. Retrieval: the pool holds every unique image id of
+the stories once (FROMAGe's `eval_vist_retrieval.py`); each story's own first four images are excluded by id; the baselines are text-only CLIP (the frozen image
 encoder's text tower on the 5 captions) and GILL with the captions only."""),
     new_code_cell("""summary, gen, ret = evaluate_vist(runner, parts, stories, profile.eval, skipped)
 print(f"{summary['stories_per_second']:.2f} stories/s")"""),
@@ -85,6 +89,22 @@ paired difference is the fair test; we also say whether the two intervals are se
 determines that attribute). The colour after an image-only recolouring, for example, is in no caption: only
 setting (c) can know it."""),
     new_code_cell("""display(Markdown(attribute_table(summary)))"""),
+    new_markdown_cell("""## The context chain, link by link
+Where does a story get lost? story text (+ images) -> the frozen LM -> GILL's 8 `[IMG]` states -> the mapper ->
+the drawn image. For each setting and attribute, over the stories whose input **determines** it (so every
+ceiling is 1.0): `describe`, the frozen LM asked to go on with "Now the" (how its pretraining narrator restates
+a scene); `lm_probe` and `img_probe`, linear probes on the LM's last state and on the `[IMG]` states (fitted on
+"lm"-stream stories, never these); `image`, the probe on the image GILL drew above. A link that loses the story
+shows as a drop from the row above it. `bench/chain.py` prints the same figures."""),
+    new_code_cell("""chain = None
+if profile.uses_world:  # the chain needs the world's ground truth
+    w = profile.world
+    fit = chain_stories(make_stories(min(N_CHAIN_FIT, w.n_lm_stories), w.seed, "lm", w.image_size), w.image_size)
+    chain = measure_chain(runner.model, parts.generator, fit, chain_stories(stories), seed=profile.eval.seed,
+                          draw=False, progress=False)
+    for setting, accs in image_link(gen, stories).items():  # the images generated above, not new ones
+        chain[setting]["image"] = accs
+    display(Markdown(chain_table(chain)))"""),
     new_markdown_cell("""## Contextual retrieval
 Recall@k of the true last image (paper R@1 beside it; our target: GILL at least twice text-only CLIP). FROMAGe
 (GILL's predecessor, R@1 18.2% in the paper) is not rebuilt here; GILL with the captions only stands in as the
@@ -119,6 +139,8 @@ The figures go to `runs/<profile>/results.json` (stage `vist`), where the report
 figures["dialogue"] = {k.replace("/", "_"): v["clip_similarity"]["mean"] for k, v in dsum["generation"]["settings"].items()}
 figures["dialogue_attribute_accuracy"] = {k.replace("/", "_"): v["attributes"]["all"]["mean"]
                                           for k, v in dsum["generation"]["settings"].items() if "attributes" in v}
+if chain is not None:
+    figures["chain"] = chain_lines(chain)
 record_results(profile, "vist", figures)
 {k: figures[k] for k in ("clip_similarity", "retrieval")}"""),
 ]

@@ -43,6 +43,8 @@ def test_every_link_is_measured():
             for a, v in accs.items():
                 n = out["counts"][setting][a]
                 assert (v is None) == (n == 0) and (v is None or 0.0 <= v <= 1.0)
+    table = chain.chain_table(out)
+    assert table.count("| captions_images |") == len(chain.LINKS) + 1 and "| last_caption | describe |" in table
     lines = chain.chain_lines(out)
     assert "chain.captions_images.img_probe.kind" in lines and lines["chain.captions_images.determined.kind"] == 6
     with pytest.raises(ValueError, match="unknown setting"):

@@ -165,3 +165,29 @@ def chain_lines(chain: dict) -> dict[str, float]:
         for a, n in chain["counts"][setting].items():
             out[f"chain.{setting}.determined.{a}"] = n
     return out
+
+
+def image_link(gen, stories, settings=SETTINGS) -> dict:
+    """The ``image`` link from a VIST generation run already made (`GenerationResults.attributes` of
+    ``gill/<setting>``), scored where determined: no second round of image generation."""
+    out = {}
+    for setting in settings:
+        hits = gen.attributes.get(f"gill/{setting}")
+        if hits is not None:
+            out[setting] = {a: _determined_mean(hits[a].tolist(), stories, setting, a) for a in ATTRIBUTES}
+    return out
+
+
+def chain_table(chain: dict) -> str:
+    """A markdown table: one row per (setting, link), one column per attribute (n determined in the header)."""
+    rows = ["| input | link | " + " | ".join(ATTRIBUTES) + " |", "|---|---|" + "---|" * len(ATTRIBUTES)]
+    for setting in (s for s in SETTINGS if s in chain):
+        counts = chain["counts"][setting]
+        for link in LINKS:
+            accs = chain[setting].get(link)
+            if accs is None:
+                continue
+            cells = ["-" if accs[a] is None else f"{accs[a]:.2f}" for a in ATTRIBUTES]
+            rows.append(f"| {setting} | {link} | " + " | ".join(cells) + " |")
+        rows.append(f"| {setting} | (stories where determined) | " + " | ".join(str(counts[a]) for a in ATTRIBUTES) + " |")
+    return "\n".join(rows) + "\n"
