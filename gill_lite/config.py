@@ -339,11 +339,13 @@ def profile_name(name: str | None = None) -> str:
 
 
 def notebook_profile(parameter: str = DEFAULT_PROFILE, **overrides) -> Profile:
-    """The profile for a notebook: ``GILL_PROFILE`` wins over the ``parameters`` cell's ``PROFILE``.
+    """The profile for a notebook: its ``parameters`` cell's ``PROFILE``.
 
-    nbval cannot inject parameters, so CI sets ``GILL_PROFILE=ci``; papermill passes ``-p PROFILE ...``.
+    That cell reads ``PROFILE = os.environ.get("GILL_PROFILE", "tiny")``, so nbval (which cannot inject
+    parameters) chooses with ``GILL_PROFILE``, and papermill's ``-p PROFILE ...``, injected after it, wins over
+    the environment.
     """
-    return get_profile(os.environ.get("GILL_PROFILE") or parameter, **overrides)
+    return get_profile(parameter, **overrides)
 
 
 def get_profile(name: str | None = None, **overrides) -> Profile:

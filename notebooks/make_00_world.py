@@ -29,7 +29,7 @@ from seeds where every image's contents are known:
 
 Because the renderer knows each image's attributes, a rule-based probe scores generated images exactly.
 The same loaders (`gill_lite.data`) read these exports and the real files of the `paper` profile."""),
-    new_code_cell('PROFILE = "tiny"  # ci | tiny | paper (GILL_PROFILE wins)\nREBUILD = False  # rewrite the exports even if they exist, and retrain the stand-in frozen parts (tens of minutes at tiny)', metadata={"tags": ["parameters"]}),
+    new_code_cell('import os\nPROFILE = os.environ.get("GILL_PROFILE", "tiny")  # ci | tiny | paper; papermill -p PROFILE wins\nREBUILD = False  # rewrite the exports even if they exist, and retrain the stand-in frozen parts (tens of minutes at tiny)', metadata={"tags": ["parameters"]}),
     new_code_cell("""%matplotlib inline
 from collections import Counter
 

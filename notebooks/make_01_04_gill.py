@@ -28,7 +28,7 @@ print(profile.name, "| LM", parts.lm.config_name, "| image encoder", parts.image
 
 
 def params(extra: str = "") -> nbformat.NotebookNode:
-    src = 'PROFILE = "tiny"  # ci | tiny | paper (GILL_PROFILE wins)' + (f"\n{extra}" if extra else "")
+    src = 'import os\nPROFILE = os.environ.get("GILL_PROFILE", "tiny")  # ci | tiny | paper; papermill -p PROFILE wins' + (f"\n{extra}" if extra else "")
     return new_code_cell(src, metadata={"tags": ["parameters"]})
 
 

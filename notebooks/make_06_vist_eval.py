@@ -38,7 +38,7 @@ Inputs are built as the published evaluation builds them: `caption1, image1, cap
 then `[IMG0..7]` forced. The baseline is the generator alone on the text of (a) and (b), truncated by its own
 tokenizer. Every setting uses the same noise seeds, and an ordering is claimed only when its 95% bootstrap
 interval says so."""),
-    new_code_cell('PROFILE = "tiny"  # ci | tiny | paper (GILL_PROFILE wins)\nN_PICTURES = 4  # stories drawn with their generated and retrieved images\nN_DIALOGUES = 200  # dialogue-conditioned generation (capped by the profile\'s story count)\nN_CHAIN_FIT = 1000  # "lm"-stream stories the context chain\'s probes are fitted on',
+    new_code_cell('import os\nPROFILE = os.environ.get("GILL_PROFILE", "tiny")  # ci | tiny | paper; papermill -p PROFILE wins\nN_PICTURES = 4  # stories drawn with their generated and retrieved images\nN_DIALOGUES = 200  # dialogue-conditioned generation (capped by the profile\'s story count)\nN_CHAIN_FIT = 1000  # "lm"-stream stories the context chain\'s probes are fitted on',
                   metadata={"tags": ["parameters"]}),
     new_code_cell("""%matplotlib inline
 from IPython.display import Markdown, display

@@ -25,10 +25,9 @@ def test_env_chooses_the_profile(monkeypatch):
     assert notebook_profile("ci").name == "ci"
     monkeypatch.setenv("GILL_PROFILE", "ci")
     assert get_profile().name == "ci"
-    assert notebook_profile("tiny").name == "ci"  # the environment wins over the parameters cell
-    monkeypatch.setenv("GILL_PROFILE", "bogus")
+    assert notebook_profile("tiny").name == "tiny"  # the parameter (papermill's -p) wins over the environment
     with pytest.raises(UnknownProfileError):
-        notebook_profile("tiny")
+        notebook_profile("bogus")
 
 
 def test_overrides_change_one_value_and_keep_the_rest():

@@ -340,3 +340,19 @@ def test_a_run_never_writes_tracked_files_and_publishing_is_explicit(runs_dir, t
     assert copied == [tmp_path / "figures" / "06_vist_stories.png"] and copied[0].read_bytes()[:4] == b"\x89PNG"
     text = readme.read_text()
     assert "old" not in text and "](figures/06_vist_stories.png)" in text
+
+
+def test_papermill_parameter_wins_over_the_environment(runs_dir, tmp_path, monkeypatch):
+    """The parameters cell reads GILL_PROFILE (nbval); papermill's injected -p PROFILE comes after it and wins."""
+    nb_dir = tmp_path / "nbs"
+    nb_dir.mkdir()
+    path = nb_dir / "01_p.ipynb"
+    params = nbformat.v4.new_code_cell('import os\nPROFILE = os.environ.get("GILL_PROFILE", "tiny")')
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(RECORD.format(stage="p"))])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    monkeypatch.setenv("GILL_PROFILE", "tiny")
+    (tmp_path / "out").mkdir()
+    pipeline.run_notebook("01_p", nb_dir, tmp_path / "out", "ci", pipeline.choose_kernel(), progress=False)
+    assert load_results("ci")["stages"]["p"]["figures"]["profile_seen"] == "ci"
