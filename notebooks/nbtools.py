@@ -12,9 +12,18 @@ from nbformat.v4 import new_notebook
 KERNEL = {"name": "gill-lite", "display_name": "Python (gill-lite)", "language": "python"}
 
 
+def language_info() -> dict:
+    """What the kernel reports as ``language_info``, which JupyterLab also writes into a notebook it opens:
+    written in full (from this Python's ipykernel, the kernel's own), a notebook opens unmodified. Its
+    ``version`` is this Python's: on another patch release JupyterLab still updates that one field."""
+    from ipykernel.ipkernel import IPythonKernel
+
+    return dict(IPythonKernel.language_info)
+
+
 def write_notebook(path: Path, cells: list) -> None:
     """Write ``cells`` as a notebook with no outputs or execution counts."""
-    nb = new_notebook(cells=cells, metadata={"kernelspec": KERNEL, "language_info": {"name": "python"}})
+    nb = new_notebook(cells=cells, metadata={"kernelspec": KERNEL, "language_info": language_info()})
     seen: set[str] = set()
     for cell in nb.cells:
         if cell.cell_type == "code":
