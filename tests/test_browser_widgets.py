@@ -58,13 +58,14 @@ def driver():
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,1800", "--disable-extensions"):
+                "--window-size=1280,3200", "--disable-extensions"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     try:
         browser = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     except Exception as e:  # noqa: BLE001 - any failure to start means: no browser here
-        pytest.skip(f"browser test skipped: Chromium could not be started ({type(e).__name__}: {e})")
+        first_line = (str(e).strip().splitlines() or [""])[0]
+        pytest.skip(f"browser test skipped: Chromium could not be started ({type(e).__name__}: {first_line})")
     browser.set_script_timeout(30)
     yield browser
     service_pid = browser.service.process.pid if browser.service.process else None
@@ -228,7 +229,7 @@ def test_chat_widget_in_a_real_browser(driver, lab, tmp_path):
     settled("the upload's turn")
 
     # 3. past the LM's window: the message is shortened, the chat answers and says so
-    long_message = "there is a big blue square in the middle and " * 40 + "what colour is it?"
+    long_message = "there is a big blue square in the middle and " * 15 + "what colour is it?"  # 160 words
     type_message(long_message)
     text.send_keys(Keys.ENTER)
     wait_for(driver, lambda: len(replies()) > n + 2 or page_errors(driver), 60, "a reply past the window")
