@@ -146,9 +146,9 @@ def test_judging_panel_in_a_real_browser(driver, lab, votes_file):
     total = int(_judged_text(panel).split("/")[1].split()[0])
     assert _judged_text(panel).startswith(f"0/{total} judged")
     for n, label in enumerate(("first is better", "second is better", "about the same"), 1):
-        click(driver, _visible_button(driver, label))
+        click(driver, wait_for(driver, lambda label=label: _visible_button(driver, label), 10, f"the {label!r} button"))
         wait_for(driver, lambda n=n: _judged_text(panel).startswith(f"{n}/{total} judged"), 20, f"vote {n}")
-    click(driver, _visible_button(driver, "undo last vote"))
+    click(driver, wait_for(driver, lambda: _visible_button(driver, "undo last vote"), 10, "the 'undo last vote' button"))
     wait_for(driver, lambda: _judged_text(panel).startswith(f"2/{total} judged"), 20, "the undo")
     records = [json.loads(line) for line in votes_file.read_text().splitlines()]
     assert [r["choice"] for r in records] == ["first", "second"]
@@ -222,7 +222,7 @@ def test_chat_widget_in_a_real_browser(driver, lab, tmp_path):
     wait_for(driver, lambda: "(1)" in widget.find_element(By.CSS_SELECTOR, "button.widget-upload").text, 20,
              "the upload")
     type_message("what is this?")
-    click(driver, _visible_button(driver, "send"))
+    click(driver, wait_for(driver, lambda: _visible_button(driver, "send"), 10, "the 'send' button"))
     wait_for(driver, lambda: len(replies()) > n + 1 or page_errors(driver), 60, "a reply to the upload")
     assert not page_errors(driver), page_errors(driver)
     wait_for(driver, lambda: _reply_has_image(replies()[-1]), 10, "the image of the reply to the upload")
