@@ -88,16 +88,14 @@ def remove_last_vote(path: str | os.PathLike, ids=None, judge: str | None = None
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    """`gill_lite.io.atomic_path`, with the new file and the rename made durable (as `append_vote` is)."""
+    from gill_lite.io import atomic_path
+
+    with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:  # the rename itself is durable once the folder is synced
         os.fsync(dir_fd)

@@ -238,3 +238,33 @@ def test_a_real_gill_answers_past_its_window_without_index_errors():
     for i in range(8):
         reply = chat.ask(np.zeros((40, 24, 4), np.uint8), "is it a big blue square in the middle?")
     assert reply.images and sum(isinstance(x, Reply) for x in chat.history) < 9
+
+
+def test_chat_widget_shows_errors_and_goes_on_and_enter_sends():
+    from gill_lite.widgets import ChatWidget
+
+    runner = FakeRunner(p_ret=0.7, emits=False, text="yes.")
+    widget = ChatWidget(GillChat(runner=runner, force_image=True))
+    assert widget.force.value is True  # the box starts at the chat's (the notebook's FORCE_IMAGE)
+    assert ChatWidget(GillChat(runner=runner), force_image=True).force.value is True
+    broken = runner.decode
+    runner.decode = lambda context, n: (_ for _ in ()).throw(IndexError("index out of range in self"))
+    widget.text.value = "is it red?"
+    widget.button.click()  # the real handler: must not raise
+    assert widget.transcript[-1][0] == "error" and "IndexError: index out of range" in widget.transcript[-1][1]
+    assert widget.chat.history == [] and widget.status.value == "" and widget.text.value == "is it red?"
+    runner.decode = broken
+    widget.text._handle_string_msg(None, {"event": "submit"}, None)  # what the front end sends on Enter
+    assert [t[0] for t in widget.transcript[-2:]] == ["user", "GILL"] and widget.text.value == ""
+    assert len(widget.chat.history) == 2
+
+
+def test_chat_widget_says_when_the_window_cut_the_conversation():
+    from gill_lite.widgets import ChatWidget
+
+    runner = FakeRunner(p_ret=0.1, emits=False, text="ok.")
+    widget = ChatWidget(GillChat(runner=runner, max_positions=40, max_new_tokens=5, count_positions=words_and_images))
+    widget.send("is it a red circle at the top?")
+    widget.send("word " * 50 + "and now?")
+    notes = [c.value for c in widget.log.children if hasattr(c, "value")]
+    assert any("oldest 1 turn dropped" in n and "first words dropped" in n and "40 positions" in n for n in notes)
