@@ -1,4 +1,5 @@
 # The README's two commands: `make demo` (set up + the tiny pipeline end to end) and `make test`.
+# `make screenshots` (maintainers) refreshes figures/widgets_*.png from the browser test.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 KERNEL := gill-lite
@@ -6,7 +7,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PYTHONHASHSEED ?= 0
 
-.PHONY: setup demo test readme clean-runs
+.PHONY: setup browser demo test screenshots readme clean-runs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -16,13 +17,29 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (gill-lite)" > /dev/null
 	touch $@
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed browser
+
+# Chromium + chromedriver for tests/test_browser_widgets.py, from Debian's packages when missing and we are root;
+# otherwise (or if apt-get fails) the browser test skips and says why
+browser:
+	@if command -v chromium > /dev/null && command -v chromedriver > /dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver > /dev/null) \
+		|| echo "make: could not install chromium chromium-driver; the browser test will skip"; \
+	else echo "make: chromium/chromedriver missing (apt-get install chromium chromium-driver as root); the browser test will skip"; fi
 
 demo: setup
 	$(VENV)/bin/gill-lite reproduce --profile tiny
 
 test: setup
-	GILL_PROFILE=ci MPLBACKEND=Agg $(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	GILL_PROFILE=ci MPLBACKEND=Agg $(PY) -m pytest -q -rs tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+# the browser test saves its screenshots under runs/browser/ (never tracked); this copies them into figures/
+SHOTS = $${GILL_RUNS_DIR:-runs}/browser
+screenshots: setup
+	rm -f $(SHOTS)/widgets_*.png
+	GILL_PROFILE=ci MPLBACKEND=Agg $(PY) -m pytest -q -rs tests/test_browser_widgets.py -p no:cacheprovider
+	cp $(SHOTS)/widgets_*.png figures/
 
 # maintainers: after `make demo`, refresh the README's results table and the committed figures/ from runs/tiny
 readme: setup

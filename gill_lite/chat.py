@@ -10,9 +10,14 @@ or the mapper + generator (the published code always ran Stable Diffusion, even 
     chat = GillChat(model, parts, index, images)
     reply = chat.ask("show me a small red circle at the top left")   # keeps the history
     reply.text, reply.images[0].source, reply.images[0].probabilities
+
+`GillChat.ask` keeps the conversation inside the LM's position window (the oldest turns are dropped, and a
+message too long on its own loses its first words), converts every image to the encoder's RGB input size, and
+leaves the history as it was when a turn fails.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -31,11 +36,17 @@ class ChatImage(NamedTuple):
 
 @dataclass
 class Reply:
-    """The model's answer: its text and its images (at most one per ``[IMG]`` emission)."""
+    """The model's answer: its text and its images (at most one per ``[IMG]`` emission).
+
+    ``dropped_turns`` and ``shortened`` say what `GillChat.ask` cut to keep the conversation inside the LM's
+    window for this answer: how many of the oldest turns, and whether the user's message lost its first words.
+    """
 
     text: str
     images: list[ChatImage] = field(default_factory=list)
     emitted_img: bool = False
+    dropped_turns: int = 0
+    shortened: bool = False
 
 
 def dialogue_prompt(history, answer_next: bool = True) -> list:
@@ -68,31 +79,101 @@ def dialogue_prompt(history, answer_next: bool = True) -> list:
     return items
 
 
+def encoder_image(image, size: int | None = None) -> np.ndarray:
+    """Any image (PIL, or an array: grey, RGB, RGBA, uint8 or floats in [0, 1]) as uint8 RGB ``(size, size, 3)``.
+
+    Transparency is laid on black (the world's background). Resizing follows the encoder's own preprocessing
+    (shortest side to ``size``, then the centre square); the encoder stacks a batch, so every image of a
+    conversation must reach it at the same size. ``size=None`` keeps the size.
+    """
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        pil = image
+    else:
+        arr = np.asarray(image)
+        if arr.ndim == 3 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+            raise ValueError(f"an image is (H, W), (H, W, 3) or (H, W, 4), not {arr.shape}")
+        if arr.dtype != np.uint8:
+            scale = 255.0 if np.issubdtype(arr.dtype, np.floating) and arr.size and arr.max() <= 1.0 else 1.0
+            arr = np.clip(np.rint(arr.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+        pil = Image.fromarray(arr)
+    if pil.mode in ("RGBA", "LA", "PA") or (pil.mode == "P" and "transparency" in pil.info):
+        rgba = pil.convert("RGBA")
+        pil = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+    pil = pil.convert("RGB")
+    if size and pil.size != (size, size):
+        w, h = pil.size
+        scale = size / min(w, h)
+        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+        pil = pil.resize((nw, nh), Image.Resampling.BICUBIC)
+        left, top = (nw - size) // 2, (nh - size) // 2
+        pil = pil.crop((left, top, left + size, top + size))
+    return np.asarray(pil, dtype=np.uint8)
+
+
+def prompt_positions(model, prompt) -> int:
+    """How many LM positions a model input (as `dialogue_prompt` writes it) takes: ``BOS text`` per text
+    segment and the visual prefix's tokens per image (as `gill_lite.inference.context_embeds` builds it)."""
+    n_visual = model.train_cfg.n_visual_tokens
+    return sum(1 + len(model.tokenize(x)) if isinstance(x, str) else n_visual for x in prompt)
+
+
 class GillChat:
     """A conversation with GILL. ``respond(history)`` answers one conversation; ``ask(...)`` keeps one.
 
     model: a trained `GillModel` (with its decision head); parts: the `FrozenParts`; index: the
     `RetrievalIndex` of images it may show and index_images the images behind its ids (dict id -> image, or a
     sequence in index order). ``runner`` replaces them all (tests pass a fake; see `GillRunner`).
+
+    The LM's window (``max_positions``), the encoder's input size (``image_size``) and how a prompt is counted
+    (``count_positions(prompt) -> int``) come from the runner's model; pass them with a runner that has none
+    (without them the history is not trimmed and images are not resized).
     """
 
     def __init__(self, model=None, parts=None, index=None, index_images=None, runner=None, max_new_tokens: int = 24,
-                 seed: int = 0, force_image: bool = False):
+                 seed: int = 0, force_image: bool = False, max_positions: int | None = None,
+                 image_size: int | None = None, count_positions=None):
         if runner is None:
             from gill_lite.evaluate.runner import GillRunner
 
             runner = GillRunner(model, parts, index, index_images)
         self.runner = runner
         self.max_new_tokens, self.seed, self.force_image = max_new_tokens, seed, force_image
+        lm_model = getattr(runner, "model", None)
+        self.max_positions = max_positions or _lm_positions(lm_model)
+        self.image_size = image_size or _encoder_size(lm_model)
+        if count_positions is None and lm_model is not None and hasattr(lm_model, "tokenize"):
+            count_positions = lambda prompt: prompt_positions(lm_model, prompt)  # noqa: E731
+        self.count_positions = count_positions
+        # the answer's own tokens, then [IMG0..7] appended after them when forced, must fit after the prompt;
+        # 2 more for the space _append_text adds and a re-tokenised answer running a token longer
+        self.n_img_tokens = len(getattr(lm_model, "img_ids", ())) or 8
         self.history: list = []
+
+    @property
+    def prompt_budget(self) -> int | None:
+        """The most positions the prompt may take (None: no limit known)."""
+        if self.max_positions is None or self.count_positions is None:
+            return None
+        return self.max_positions - self.max_new_tokens - self.n_img_tokens - 2
 
     def respond(self, history, force_image: bool | None = None) -> Reply:
         """Answer ``history`` (list of str | image | Reply). With ``force_image`` the ``[IMG]`` tokens are
-        appended after the text even if the model did not emit them (as the VIST evaluation forces them)."""
+        appended after the text even if the model did not emit them (as the VIST evaluation forces them).
+        Refuses a history longer than the LM's window (`ask` trims it first)."""
         force_image = self.force_image if force_image is None else force_image
-        prompt = dialogue_prompt(history)
+        # every image at the encoder's size: the user's, and those the model showed (a generator's output size
+        # need not be the encoder's input size)
+        prompt = [self._prepare(x) for x in dialogue_prompt(history)]
+        budget = self.prompt_budget
+        if budget is not None and (n := self.count_positions(prompt)) > budget:
+            raise ValueError(f"the conversation takes {n} LM positions, more than the {budget} this LM leaves for "
+                             f"a prompt ({self.max_positions} in all); ask() drops the oldest turns")
         text, states = self.runner.decode(prompt, self.max_new_tokens)
-        text = text.strip()
+        text = clean_answer(text)
         reply = Reply(text=text, emitted_img=states is not None)
         if states is None and force_image:  # [IMG0..7] appended after the model's own words
             states = self.runner.img_states(_append_text(prompt, text))
@@ -108,16 +189,107 @@ class GillChat:
         return reply
 
     def ask(self, *items, force_image: bool | None = None) -> Reply:
-        """Add a user turn (texts and/or images) to the kept conversation and answer it."""
+        """Add a user turn (texts and/or images) to the kept conversation and answer it.
+
+        The oldest turns are dropped (and a message too long on its own loses its first words) to keep the
+        prompt inside the LM's window; the reply says what was cut. If answering fails, the kept conversation
+        is left exactly as it was, so the next turn works."""
         if not items:
             raise ValueError("ask() needs at least one text or image")
-        self.history.extend(items)
-        reply = self.respond(self.history, force_image)
-        self.history.append(reply)
+        turn = [self._prepare(x) for x in items]
+        history, dropped, shortened = self.fit(list(self.history) + turn)
+        reply = self.respond(history, force_image)
+        reply.dropped_turns, reply.shortened = dropped, shortened
+        self.history = history + [reply]
         return reply
 
+    def fit(self, history) -> tuple[list, int, bool]:
+        """``history`` cut to the LM's window: (history, oldest turns dropped, whether the last turn's text
+        lost its first words). A turn is a user's items and the `Reply` that answered them."""
+        budget = self.prompt_budget
+        if budget is None:
+            return list(history), 0, False
+        turns = _turns(history)
+
+        def fits(items) -> bool:
+            return self.count_positions(dialogue_prompt(items)) <= budget
+
+        dropped = 0
+        while len(turns) > 1 and not fits([x for t in turns for x in t]):
+            turns.pop(0)
+            dropped += 1
+        current = turns[-1]
+        shortened = False
+        if not fits(current):
+            current = _keep_last_words(current, fits)
+            shortened = True
+        return current if len(turns) == 1 else [x for t in turns[:-1] for x in t] + current, dropped, shortened
+
+    def _prepare(self, item):
+        """Texts and replies as they are; an image as uint8 RGB at the encoder's input size."""
+        return item if isinstance(item, (str, Reply)) else encoder_image(item, self.image_size)
+
     def reset(self) -> None:
+        """Forget the kept conversation."""
         self.history.clear()
+
+
+def clean_answer(text: str) -> str:
+    """A decoded answer without the start of the next turn: decoding stops at the ``q`` of the next ``Q:``
+    (word-level stand-ins) and keeps that token, which would end every answer with a stray " q"."""
+    return _NEXT_TURN.sub("", text.strip()).strip()
+
+
+_NEXT_TURN = re.compile(r"(?:^|\s)q\s*:?$", re.IGNORECASE)
+
+
+def _turns(history) -> list[list]:
+    """``history`` split after each `Reply`; the last list is the turn being asked (possibly empty)."""
+    turns: list[list] = [[]]
+    for item in history:
+        turns[-1].append(item)
+        if isinstance(item, Reply):
+            turns.append([])
+    if not turns[-1] and len(turns) > 1:
+        turns.pop()
+    return turns
+
+
+def _keep_last_words(turn: list, fits) -> list:
+    """``turn`` with its texts' first words dropped, as few as needed for ``fits`` (earlier texts go first);
+    raises if not even the last word of its last text fits (too many images for the window)."""
+    turn = list(turn)
+    for i, item in enumerate(turn):
+        if not isinstance(item, str):
+            continue
+        words = item.split()
+        lo, hi = 0, len(words)  # keep the last `lo` words: the largest count that fits, by bisection
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fits(_without_empty(turn[:i] + [" ".join(words[-mid:])] + turn[i + 1:])):
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo:
+            return _without_empty(turn[:i] + [" ".join(words[-lo:])] + turn[i + 1:])
+        turn[i] = ""  # not even one word of this text fits with what follows: drop it, shorten the next
+    raise ValueError("this message does not fit in the LM's window even with one word (too many images?); "
+                     "send a shorter message or fewer images")
+
+
+def _without_empty(items: list) -> list:
+    return [x for x in items if not (isinstance(x, str) and not x)]
+
+
+def _lm_positions(model) -> int | None:
+    config = getattr(getattr(model, "lm", None), "config", None)
+    value = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return int(value) if value else None
+
+
+def _encoder_size(model) -> int | None:
+    encoder = getattr(getattr(model, "parts", None), "image_encoder", None)
+    return getattr(encoder, "image_size", None)
 
 
 def transcript(history) -> str:

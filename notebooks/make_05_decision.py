@@ -29,7 +29,7 @@ Here the prompts are ShapeStories prompts: some ask for attribute combinations G
 training image shows them). Five simulated judges compare each pair with the prompt's ground truth (the
 attribute probe and the evaluation CLIP), each with its own noise. You can judge too, in the widget below:
 your votes replace judge 1's on the prompts you judge. At `paper` the votes come from GILL's published TSV."""),
-    new_code_cell('PROFILE = "tiny"  # ci | tiny | paper (GILL_PROFILE wins)\nN_WIDGET = 20  # prompts offered in the judging widget',
+    new_code_cell('import os\nPROFILE = os.environ.get("GILL_PROFILE", "tiny")  # ci | tiny | paper; papermill -p PROFILE wins\nN_WIDGET = 20  # prompts offered in the judging widget',
                   metadata={"tags": ["parameters"]}),
     new_code_cell("""%matplotlib inline
 from gill_lite.backbones import load_frozen_parts

@@ -28,7 +28,7 @@ What happens for one answer (`gill_lite.chat.GillChat.respond`):
 The language model here is a small stand-in that read ShapeStories captions, stories and Q/A dialogues; do not
 expect wit. Whether it emits `[IMG0]` on its own is itself a result: `FORCE_IMAGE` appends the `[IMG]` tokens
 after its answer when it does not (as the VIST evaluation forces them), and each reply says which happened."""),
-    new_code_cell('PROFILE = "tiny"  # ci | tiny | paper (GILL_PROFILE wins)\nFORCE_IMAGE = True  # append [IMG0..7] after an answer that did not emit them\nSEED = 0',
+    new_code_cell('import os\nPROFILE = os.environ.get("GILL_PROFILE", "tiny")  # ci | tiny | paper; papermill -p PROFILE wins\nFORCE_IMAGE = True  # append [IMG0..7] after an answer that did not emit them\nSEED = 0',
                   metadata={"tags": ["parameters"]}),
     new_code_cell("""%matplotlib inline
 from gill_lite.chat import GillChat, world_index
@@ -75,12 +75,16 @@ show(chat.ask(user_image.image(profile.world.image_size), "what is this?", force
 
 print(transcript(chat.history))"""),
     new_markdown_cell("""## The chat widget
-Type a question, pick an image from the world (or upload one), press *send*; answers appear inline with their
-image, its source and the decision's probabilities. The cell below also drives it from code, so it runs headless
+Type a question, pick an image from the world (or upload one, of any size), press *send* or Enter; answers
+appear inline with their image, its source and the decision's probabilities. The box "always answer with an
+image" starts at `FORCE_IMAGE`. The LM reads at most `max_positions` tokens: when the conversation grows past
+them, the oldest turns are dropped (the widget says so). The picker's images are named by number, not by their
+captions: say what you see, the model has to. The cell below also drives it from code, so it runs headless
 (under CI) with a scripted conversation."""),
     new_code_cell("""examples = make_split("test", 12, profile.world.seed, profile.world.heldout_fraction, profile.world.image_size)
-picker = {e.caption: e.image(profile.world.image_size) for e in examples}
-widget = ChatWidget(GillChat(model, parts, index, index_images, seed=SEED, force_image=FORCE_IMAGE), picker)
+picker = {f"image {i + 1}": e.image(profile.world.image_size) for i, e in enumerate(examples)}
+widget = ChatWidget(GillChat(model, parts, index, index_images, seed=SEED, force_image=FORCE_IMAGE), picker,
+                    force_image=FORCE_IMAGE)
 widget.send("show me a large blue square in the middle")
 widget.send("what is this?", image=examples[0].image(profile.world.image_size), force_image=False)
 widget.widget"""),

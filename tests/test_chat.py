@@ -128,3 +128,143 @@ def test_transcript_shows_the_conversation_without_a_pending_answer():
     img = np.zeros((4, 4, 3), np.uint8)
     text = transcript(["show me", Reply("here.", [ChatImage(img, "generated", {})]), img, "what is it?", Reply("a circle.")])
     assert text == "Q: show me\nA: here.\n<image>\n<image>\nQ: what is it?\nA: a circle."
+
+
+# ----------------------------------------------------------------- images of any size, the LM's window, failures
+
+def words_and_images(prompt):
+    """A stand-in position count: one per word, 4 per image."""
+    return sum(len(x.split()) if isinstance(x, str) else 4 for x in prompt)
+
+
+def test_images_reach_the_encoder_as_rgb_at_its_size_whatever_they_were():
+    from PIL import Image
+
+    from gill_lite.chat import encoder_image
+
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., 0], rgba[:32, :, 3] = 255, 255  # red, transparent bottom half
+    out = encoder_image(rgba, 32)
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+    assert out[0, 0].tolist() == [255, 0, 0] and out[-1, -1].tolist() == [0, 0, 0]  # transparency on black
+    assert encoder_image(np.full((10, 20), 7, np.uint8), 8).shape == (8, 8, 3)  # grey, not square
+    assert encoder_image(np.ones((4, 4, 3)), 4).max() == 255  # floats in [0, 1]
+    assert encoder_image(Image.new("P", (5, 9)), 6).shape == (6, 6, 3)
+    assert encoder_image(np.zeros((5, 7, 3), np.uint8)).shape == (5, 7, 3)  # no size: kept
+    with pytest.raises(ValueError, match="an image is"):
+        encoder_image(np.zeros((4, 4, 2), np.uint8))
+
+    runner = FakeRunner(p_ret=0.9)
+    chat = GillChat(runner=runner, image_size=16)
+    chat.ask(np.zeros((64, 64, 4), np.uint8), "what is this?")
+    chat.ask(np.zeros((8, 8), np.uint8), "and this?")
+    images = [x for x in runner.calls[-3][1] if not isinstance(x, str)]  # the last decode's prompt
+    assert [im.shape for im in images] == [(16, 16, 3)] * 3  # the user's two and the one the model showed
+    assert all(im.dtype == np.uint8 for im in images)
+
+
+def test_the_conversation_stays_inside_the_window_dropping_the_oldest_turns():
+    runner = FakeRunner(p_ret=0.1, emits=False, text="yes it is.")
+    chat = GillChat(runner=runner, max_positions=60, max_new_tokens=10, count_positions=words_and_images)
+    assert chat.prompt_budget == 60 - 10 - 8 - 2
+    dropped = []
+    for i in range(12):
+        reply = chat.ask(f"is the shape number {i} red?")
+        dropped.append(reply.dropped_turns)
+        prompt = [c for c in runner.calls if c[0] == "decode"][-1][1]
+        assert words_and_images(prompt) <= chat.prompt_budget
+    assert dropped[0] == 0 and sum(dropped) > 0
+    assert chat.history[-2] == "is the shape number 11 red?"  # the newest turn is always kept
+    assert isinstance(chat.history[-1], Reply) and not isinstance(chat.history[0], Reply)  # whole turns dropped
+
+
+def test_a_message_longer_than_the_window_keeps_its_last_words():
+    runner = FakeRunner(p_ret=0.1, emits=False, text="ok.")
+    chat = GillChat(runner=runner, max_positions=60, max_new_tokens=10, count_positions=words_and_images)
+    reply = chat.ask("red " * 200 + "is it a circle?")
+    assert reply.shortened and reply.text == "ok."
+    kept = chat.history[0]
+    assert kept.endswith("is it a circle?") and words_and_images([kept]) < 40
+    with pytest.raises(ValueError, match="too many images"):
+        chat.ask(*[np.zeros((4, 4, 3), np.uint8)] * 12, "what?")
+    with pytest.raises(ValueError, match="positions"):  # respond itself refuses what ask would trim
+        chat.respond(["word " * 100])
+
+
+def test_a_failed_turn_leaves_the_conversation_as_it_was():
+    runner = FakeRunner(p_ret=0.1, emits=False, text="yes.")
+    chat = GillChat(runner=runner)
+    chat.ask("is it red?")
+    before = list(chat.history)
+    broken = runner.decode
+    runner.decode = lambda context, n: (_ for _ in ()).throw(IndexError("index out of range in self"))
+    with pytest.raises(IndexError):
+        chat.ask("is it big?")
+    assert chat.history == before
+    runner.decode = broken
+    chat.ask("is it small?")
+    assert runner.calls[-1] == ("decode", ["Q: is it red?\nA: yes.\nQ: is it small?\nA:"])
+
+
+def test_answers_stop_at_the_end_of_the_answer():
+    from gill_lite.chat import clean_answer
+
+    assert clean_answer("no, it is red. q") == "no, it is red."
+    assert clean_answer("a circle. Q :") == "a circle."
+    assert clean_answer("q") == ""
+    assert clean_answer("a quiet square") == "a quiet square"
+    reply = GillChat(runner=FakeRunner(p_ret=0.1, emits=False, text="it is red. q")).respond(["colour?"])
+    assert reply.text == "it is red."
+
+
+def test_a_real_gill_answers_past_its_window_without_index_errors():
+    """Random tiny GILL (128 positions): many turns, a long message and odd images never overflow the LM."""
+    import torch
+
+    from gill_fixtures import tiny_parts, tiny_train_cfg
+    from gill_lite.chat import prompt_positions
+    from gill_lite.inference import RetrievalIndex, context_embeds
+    from gill_lite.model import GillModel
+
+    torch.manual_seed(0)
+    model = GillModel.build(tiny_parts(layers=1), tiny_train_cfg())
+    images = np.random.default_rng(0).integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
+    index = RetrievalIndex.build(model, images, ["a", "b", "c"])
+    chat = GillChat(model, model.parts, index, images, max_new_tokens=6, force_image=True, image_size=16)
+    assert chat.max_positions == 128
+    prompt = ["Q: is it a red circle?\nA:", images[0], "Q: and this?"]
+    assert prompt_positions(model, prompt) == context_embeds(model, prompt).shape[0]
+    chat.ask("there is a red circle at the top left " * 30)
+    for i in range(8):
+        reply = chat.ask(np.zeros((40, 24, 4), np.uint8), "is it a big blue square in the middle?")
+    assert reply.images and sum(isinstance(x, Reply) for x in chat.history) < 9
+
+
+def test_chat_widget_shows_errors_and_goes_on_and_enter_sends():
+    from gill_lite.widgets import ChatWidget
+
+    runner = FakeRunner(p_ret=0.7, emits=False, text="yes.")
+    widget = ChatWidget(GillChat(runner=runner, force_image=True))
+    assert widget.force.value is True  # the box starts at the chat's (the notebook's FORCE_IMAGE)
+    assert ChatWidget(GillChat(runner=runner), force_image=True).force.value is True
+    broken = runner.decode
+    runner.decode = lambda context, n: (_ for _ in ()).throw(IndexError("index out of range in self"))
+    widget.text.value = "is it red?"
+    widget.button.click()  # the real handler: must not raise
+    assert widget.transcript[-1][0] == "error" and "IndexError: index out of range" in widget.transcript[-1][1]
+    assert widget.chat.history == [] and widget.status.value == "" and widget.text.value == "is it red?"
+    runner.decode = broken
+    widget.text._handle_string_msg(None, {"event": "submit"}, None)  # what the front end sends on Enter
+    assert [t[0] for t in widget.transcript[-2:]] == ["user", "GILL"] and widget.text.value == ""
+    assert len(widget.chat.history) == 2
+
+
+def test_chat_widget_says_when_the_window_cut_the_conversation():
+    from gill_lite.widgets import ChatWidget
+
+    runner = FakeRunner(p_ret=0.1, emits=False, text="ok.")
+    widget = ChatWidget(GillChat(runner=runner, max_positions=40, max_new_tokens=5, count_positions=words_and_images))
+    widget.send("is it a red circle at the top?")
+    widget.send("word " * 50 + "and now?")
+    notes = [c.value for c in widget.log.children if hasattr(c, "value")]
+    assert any("oldest 1 turn dropped" in n and "first words dropped" in n and "40 positions" in n for n in notes)

@@ -24,3 +24,19 @@ def test_detects_outputs(tmp_path):
     nb.cells[0].execution_count = 1
     nbformat.write(nb, tmp_path / "x.ipynb")
     assert dirty_cells(tmp_path / "x.ipynb") == [0]
+
+
+def registered_kernel() -> dict:
+    """The kernel `make setup` registers, read from the Makefile's ``ipykernel install`` line."""
+    import re
+
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    name = re.search(r"^KERNEL := (\S+)$", makefile, re.M).group(1)
+    display = re.search(r'ipykernel install .*--display-name "([^"]+)"', makefile).group(1)
+    return {"name": name, "display_name": display, "language": "python"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_names_the_registered_kernel(path):
+    # JupyterLab rewrites any other kernelspec on open, and the notebook shows as modified before anyone types
+    assert dict(nbformat.read(path, as_version=4).metadata.kernelspec) == registered_kernel()

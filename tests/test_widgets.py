@@ -77,3 +77,54 @@ def test_images_from_files_are_shown(tmp_path):
                          tmp_path / "v.jsonl", image_px=64)
     png = panel._images[0].value
     assert png[:4] == b"\x89PNG" and Image.open(__import__("io").BytesIO(png)).size == (64, 64)
+
+
+def test_undo_takes_the_last_vote_back_and_keeps_the_others(tmp_path):
+    from gill_lite.widgets import remove_last_vote
+
+    path = tmp_path / "votes.jsonl"
+    items = _items(3)
+    panel = JudgingPanel(items, path, seed=0)
+    assert panel.undo_button.disabled  # nothing to undo yet
+    panel.vote("first")
+    panel.vote("same")
+    assert panel.current.id == "prompt-2" and not panel.undo_button.disabled
+    panel.undo_button.click()  # the real button handler
+    assert panel.current.id == "prompt-1" and load_votes(path) == {"prompt-0": shown_order("prompt-0", 0)[0]}
+    assert len(path.read_text().splitlines()) == 1
+    panel.vote("second")
+    panel.vote("first")
+    assert panel.current is None and all(b.disabled for b in panel.buttons.values())
+    panel.undo()  # after the last prompt: it comes back, and the buttons work again
+    assert panel.current.id == "prompt-2" and not panel.buttons["first"].disabled
+    assert list(load_votes(path)) == ["prompt-0", "prompt-1"]
+    assert not list(tmp_path.glob(".*tmp"))  # the temporary file was swapped in
+    panel.undo(), panel.undo()
+    assert panel.undo() is None and load_votes(path) == {} and "nothing to undo" in panel._status.value
+
+    # another judge's votes, other prompts' votes and a torn line are kept
+    append_vote(path, {"id": "prompt-0", "vote": "gen", "judge": "human"})
+    append_vote(path, {"id": "elsewhere", "vote": "ret", "judge": "human"})
+    append_vote(path, {"id": "prompt-1", "vote": "ret", "judge": "someone else"})
+    with open(path, "a") as f:
+        f.write('{"id": "prompt-2", "vo')
+    assert remove_last_vote(path, [it.id for it in items], "human")["id"] == "prompt-0"
+    assert load_votes(path) == {"elsewhere": "ret", "prompt-1": "ret"}
+    assert path.read_text().splitlines()[-1] == '{"id": "prompt-2", "vo'
+    assert remove_last_vote(tmp_path / "missing.jsonl") is None
+
+
+def test_a_failing_handler_shows_its_error_and_the_panel_goes_on(tmp_path, monkeypatch):
+    import gill_lite.widgets as widgets
+
+    panel = JudgingPanel(_items(2), tmp_path / "votes.jsonl", seed=0)
+
+    def full_disk(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(widgets, "append_vote", full_disk)
+    panel.buttons["first"].click()
+    assert "No space left on device" in panel._status.value and panel.current.id == "prompt-0"
+    monkeypatch.undo()
+    panel.buttons["first"].click()
+    assert panel.current.id == "prompt-1"
