@@ -115,10 +115,12 @@ def encoder_image(image, size: int | None = None) -> np.ndarray:
 
 
 def prompt_positions(model, prompt) -> int:
-    """How many LM positions a model input (as `dialogue_prompt` writes it) takes: ``BOS text`` per text
-    segment and the visual prefix's tokens per image (as `gill_lite.inference.context_embeds` builds it)."""
+    """How many LM positions a model input (as `dialogue_prompt` writes it) takes, as
+    `gill_lite.inference.context_embeds` builds it: one BOS before the first text, each text's tokens and the
+    visual prefix's tokens per image."""
     n_visual = model.train_cfg.n_visual_tokens
-    return sum(1 + len(model.tokenize(x)) if isinstance(x, str) else n_visual for x in prompt)
+    texts = [x for x in prompt if isinstance(x, str)]
+    return bool(texts) + sum(len(model.tokenize(x)) for x in texts) + n_visual * (len(prompt) - len(texts))
 
 
 class GillChat:
