@@ -198,15 +198,21 @@ fig = image_rows({f"{j + 1}. {q.caption}": [by_id[i].image(w.image_size) for i, 
                  titles=[f"top {j + 1}" for j in range(K)])
 save_figure(fig, profile, "04_top_k", stage="retrieval")
 fig"""),
-        new_markdown_cell("""## Why the paper trains all losses together
-Here only the heads learn; the `[IMG0]` state they read was shaped by stage 02 alone. In the paper the `[IMG]`
-rows learn from every loss at once. During development at `tiny`, with 2,000 head steps, letting the rows learn
-in this stage too lifted R@10 from 0.63 to 0.94, but it moved the `[IMG]` states the mapper of stage 03 was
-trained on, and generation through that mapper fell from 0.75 to 0.52 all-attribute accuracy. Because nothing
-upstream learns here, the `[IMG]` states are computed once and cached, a head step costs milliseconds, and
-20,000 steps of the heads alone reach R@10 about 0.95 without touching the rows. Training the losses jointly
-(`gill-lite train --stage joint`, the `paper` profile's recipe) is the other way out: every part adapts to the
-others at every step."""),
+        new_markdown_cell("""## The joint run: every part learns from every loss
+Until now each stage trained one part with one loss, and the `[IMG]` rows were shaped by stage 02 alone. In the
+paper all four losses are summed at every step, so the rows also learn from the generation and retrieval losses,
+through the frozen LM: they learn to *gather* what the mapper and the heads need from the context before them,
+not only to be predicted after a caption. With pairs of captions in every loss (`BOS caption_a [IMG0..7]
+caption_b [IMG0..7]`), that is where GILL learns that the `[IMG]` states after earlier context must describe the
+latest caption, the skill a story needs (notebook 06). `train.joint_from` starts this run from the staged
+chain (the `paper` profile trains it from scratch, as published); it is the GILL that notebooks 05-07 use."""),
+        new_code_cell("""from gill_lite.train import load_gill
+
+gill = load_gill(profile, parts)  # the profile's final stage: the joint run here (loaded if finished)
+final = profile.train.final_stage
+fig = loss_curve(stage_log(profile, final), title=f"{final} losses")
+save_figure(fig, profile, "04_joint_loss", stage="retrieval")
+fig"""),
     ],
 }
 
