@@ -33,33 +33,18 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def world_caption_set(profile, split: str = "train", restyle: bool | None = None) -> CaptionSet:
-    """A split of the ShapeStories corpus (`gill_lite.world.corpus`), rendered on demand.
-
-    ``restyle`` (default: for the train split, what GILL trains on) rewrites a seeded share of the single-object
-    captions in the varied forms of `gill_lite.world.captions.STYLE_TEMPLATES` (several sentences, a pronoun),
-    so GILL learns from states of many text forms, as CC3M's captions vary."""
+def world_caption_set(profile, split: str = "train") -> CaptionSet:
+    """A split of the ShapeStories corpus (`gill_lite.world.corpus`), rendered on demand."""
     import dataclasses
 
-    import numpy as np
-
-    from ..world.captions import STYLE_TEMPLATES, restyle_caption
     from ..world.corpus import make_split, render_images, split_sizes
-    from ..world.streams import stream_id
 
     w = profile.world
-    restyle = split == "train" if restyle is None else restyle
     examples = make_split(split, split_sizes(w)[split], w.seed, w.heldout_fraction, w.image_size)
-    captions = [e.caption for e in examples]
-    if restyle:
-        for i, e in enumerate(examples):
-            if len(e.scene.shapes) == 1:
-                styled = restyle_caption(e.shape, np.random.default_rng([w.seed, stream_id("corpus/restyle"), i]))
-                captions[i] = styled or captions[i]
     return CaptionSet(
-        name=f"world-{split}-{_digest([dataclasses.asdict(w), STYLE_TEMPLATES if restyle else None])}",
+        name=f"world-{split}-{_digest(dataclasses.asdict(w))}",
         ids=[e.id for e in examples],
-        captions=captions,
+        captions=[e.caption for e in examples],
         load_images=lambda idx: render_images([examples[i] for i in idx], w.image_size),
     )
 

@@ -141,12 +141,7 @@ def make_optimizer(named: dict, train_cfg) -> torch.optim.AdamW:
 
 def fingerprint(profile, stage: str, frozen_names: dict, previous: str | None = None) -> str:
     """What a finished stage depends on: the recipe, the data, the frozen parts and the previous stage."""
-    if profile.uses_world:  # the world's sizes and how GILL's corpus restyles its captions (train/data.py)
-        from ..world.captions import RESTYLE_P, STYLE_TEMPLATES
-
-        data = {**dataclasses.asdict(profile.world), "restyle": [RESTYLE_P, *STYLE_TEMPLATES]}
-    else:
-        data = dataclasses.asdict(profile.data)
+    data = dataclasses.asdict(profile.world) if profile.uses_world else dataclasses.asdict(profile.data)
     train = dataclasses.asdict(profile.train)
     # only what changes this stage's result: its own step count, not the others' (nor which stage is final)
     for key in ("stage_steps", "stage_decay_every", "final_stage", "checkpoint_every", "joint_from"):

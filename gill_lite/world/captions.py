@@ -19,17 +19,6 @@ SINGLE_TEMPLATES = (
     "a {size} {colour} {kind} sits {where}.",
     "{where} we see a {size} {colour} {kind}.",
 )
-# Caption forms that only GILL's captioned corpus (the CC3M stand-in, `gill_lite.train.data.world_caption_set`)
-# uses besides the ones above: several sentences, a pronoun, a partial first sentence, as real CC3M captions vary.
-# (The LM stand-in's pretraining text keeps the canonical captions, so the committed LM stays reproducible.)
-STYLE_TEMPLATES = (
-    "a {kind} {where}. It is {size} and {colour}.",
-    "there is a {colour} {kind}. It is {size}, {where}.",
-    "a {size} {kind} sits {where}. It is {colour}.",
-    "a {size} {colour} {kind}. It is {where}.",
-    "{where} there is a {kind}. It is {colour} and {size}.",
-)
-RESTYLE_P = 0.5
 PAIR_TEMPLATES = (
     "{a} and {b}.",
     "{a}, next to {b}.",
@@ -50,14 +39,6 @@ def caption_shape(shape: Shape, template: int) -> str:
     """Caption one shape with template number ``template`` (0..len(SINGLE_TEMPLATES)-1)."""
     text = SINGLE_TEMPLATES[template].format(where=WHERE[shape.position], **shape.to_dict())
     return _capitalise(text)
-
-
-def restyle_caption(shape: Shape, rng: np.random.Generator) -> str | None:
-    """With probability `RESTYLE_P`, a caption of ``shape`` in one of the `STYLE_TEMPLATES`; else None."""
-    if rng.random() >= RESTYLE_P:
-        return None
-    text = STYLE_TEMPLATES[int(rng.integers(len(STYLE_TEMPLATES)))]
-    return _capitalise(text.format(where=WHERE[shape.position], **shape.to_dict()))
 
 
 def caption_scene(scene: Scene, rng: np.random.Generator) -> str:
