@@ -17,7 +17,8 @@ from gill_lite.config import notebook_profile
 from gill_lite.figures import save_figure
 from gill_lite.pipeline import record_results
 from gill_lite.plots import image_grid, image_rows, loss_curve
-from gill_lite.train import stage_log, train_stage
+from gill_lite.train import stage_log
+from gill_lite.train.loop import notebook_stage
 from gill_lite.world.corpus import make_split
 
 profile = notebook_profile(PROFILE)
@@ -34,8 +35,9 @@ def params(extra: str = "") -> nbformat.NotebookNode:
 
 def train_cells(stage: str) -> list:
     return [
-        new_code_cell(f'model = train_stage(profile, "{stage}", parts)  # loads a finished checkpoint if there is one'),
-        new_code_cell(f'fig = loss_curve(stage_log(profile, "{stage}"), title="{stage} loss")\n'
+        # paper: the one joint run (notebook_stage); tiny/ci: this stage. A finished checkpoint is loaded.
+        new_code_cell(f'model, trained = notebook_stage(profile, "{stage}", parts)'),
+        new_code_cell(f'fig = loss_curve(stage_log(profile, trained), title=f"{{trained}} loss")\n'
                       f'save_figure(fig, profile, "{NUMBER[stage]}_loss", stage="{stage}")\nfig'),
     ]
 

@@ -204,3 +204,13 @@ def test_joint_run_can_start_from_the_staged_chain(runs):
     assert not torch.equal(before.img_tokens.rows, model.img_tokens.rows)  # the rows learn in the joint run
     with pytest.raises(ValueError):
         loop.previous_stage(small_profile(joint_from="joint"), "joint")
+
+
+def test_paper_notebooks_load_the_joint_run_not_four_stages(monkeypatch):
+    assert not loop.trains_staged_chain(get_profile("paper").train)
+    assert loop.trains_staged_chain(get_profile("tiny").train) and loop.trains_staged_chain(get_profile("ci").train)
+    calls = []
+    monkeypatch.setattr(loop, "load_gill", lambda p, parts=None, stage=None: calls.append(p.train.final_stage) or "gill")
+    monkeypatch.setattr(loop, "train_stage", lambda *a, **k: pytest.fail("a staged stage was trained"))
+    assert loop.notebook_stage(small_profile(final_stage="joint", joint_from=None), "captioning") == ("gill", "joint")
+    assert calls == ["joint"]

@@ -73,7 +73,7 @@ def states_cacheable(stage: str, train_cfg=None) -> bool:
     """Whether ``stage``'s losses read the LM only through [IMG] states that cannot change while it trains
     (no captioning or [IMG] prediction loss, [IMG] rows not trained) and, when pairs are joined, partners come
     from fixed matchings (``train_cfg.pair_matchings > 0``, `gill_lite.train.pairs`): then they can be cached."""
-    fixed = stage not in STAGE_LOSSES or train_cfg is None or train_cfg.concat_fraction == 0 or train_cfg.pair_matchings > 0
+    fixed = train_cfg is None or train_cfg.concat_fraction == 0 or train_cfg.pair_matchings > 0
     return fixed and not ({"caption", "img"} & set(STAGE_LOSSES[stage])) and "img_tokens" not in STAGE_PARTS[stage]
 
 
@@ -156,7 +156,6 @@ def _accelerator(mixed_precision: str):
     """One Accelerator per process; a new mixed-precision setting (e.g. a bench switching runs) resets its state."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
-
     from accelerate.utils import InitProcessGroupKwargs
 
     cpu = not torch.cuda.is_available()
@@ -363,6 +362,21 @@ def train_stage(profile, stage: str, frozen_parts=None, *, progress: bool = True
     print(f"Trained {stage} in {summary['seconds']:.0f}s ({summary['steps']} steps); saved {out}")
     model.eval()
     return model
+
+
+def trains_staged_chain(train_cfg) -> bool:
+    """Whether the profile's GILL goes through the staged chain (notebooks 01-04 train one stage each): yes unless
+    its final stage is a joint run from scratch (``paper``: the published recipe; there the notebooks load it)."""
+    return train_cfg.final_stage != "joint" or train_cfg.joint_from is not None
+
+
+def notebook_stage(profile, stage: str, frozen_parts=None) -> tuple[GillModel, str]:
+    """The GILL a stage notebook shows and the stage whose log it plots: ``stage`` itself on a staged profile,
+    else the final (joint) run, so ``reproduce --profile paper`` trains the paper's one joint run, not four
+    extra stages."""
+    if trains_staged_chain(profile.train):
+        return train_stage(profile, stage, frozen_parts), stage
+    return load_gill(profile, frozen_parts), final_stage(profile)
 
 
 def final_stage(profile) -> str:
