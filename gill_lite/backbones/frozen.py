@@ -33,10 +33,6 @@ class FrozenParts:
         self.eval_clip.model.to(device)
         return self
 
-    def check_device(self, model) -> None:
-        """`check_frozen_devices` of these parts against ``model``."""
-        check_frozen_devices(self, model)
-
     @property
     def config_names(self) -> dict[str, str]:
         """What a GILL checkpoint records to refuse mismatched frozen parts."""
