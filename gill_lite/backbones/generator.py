@@ -377,7 +377,7 @@ def pretrain_generator(profile, out_dir, log=print, resume_from=None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out_dir, safe_serialization=True)
     loaded = load_generator(_with_generator_path(profile, out_dir))
-    n_eval = 216 if profile.name != "ci" else 16
+    n_eval = min(216, profile.world.n_heldout, profile.world.n_test)  # every combination once where the world allows
     for split, examples in generator_eval_sets(profile.world, n_eval).items():
         for k, v in generator_accuracy(loaded, examples, seed=cfg.seed).items():
             figures[f"{split}_{k}"] = v

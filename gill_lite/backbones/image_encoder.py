@@ -344,7 +344,7 @@ def pretrain_clip(profile, which: str, out_dir, log=print) -> dict:
     save_open_clip_folder(model, model_cfg, out_dir, image_size=cfg.image_size)
     loaded = load_image_encoder(with_path(profile, which, out_dir), which)
     figures = {}
-    for split, (images, captions, shapes) in clip_eval_sets(w, n=500 if profile.name != "ci" else 100).items():
+    for split, (images, captions, shapes) in clip_eval_sets(w, n=min(500, w.n_test)).items():
         for k, v in clip_recall(loaded, images, captions, shapes).items():
             figures[f"{split}_{k}"] = v
     n_params = sum(p.numel() for p in model.parameters())

@@ -195,7 +195,7 @@ def pretrain_language_model(profile, out_dir, log=print) -> dict:
             bar.set_postfix(loss=f"{loss.item():.3f}")
     train_s = time.time() - t0
     model.eval()
-    held = heldout_texts(profile.world, n=200 if profile.name != "ci" else 40)
+    held = heldout_texts(profile.world, n=min(200, profile.world.n_stories))
     figures = {f"perplexity_{k}": round(text_perplexity(model, tokenizer, v), 3) for k, v in held.items()}
     samples = greedy_samples(model, tokenizer, SAMPLE_PROMPTS)
     out_dir = Path(out_dir)
