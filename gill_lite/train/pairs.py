@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 ALONE = -1  # role of a row whose [IMG] states are its own (alone, or first of a pair: causal attention)
+RANDOM_PARTNER = -2  # role of a pair's second row when partners are new every epoch (nothing cached serves it)
 
 
 def _generator(*seed: int) -> torch.Generator:
@@ -84,7 +85,7 @@ def plan_batch(n: int, batch_size: int, step: int, seed: int, concat_fraction: f
                   and offsets[j + 1] < paired_limit)
         if joined:
             groups.append((j, j + 1))
-            roles[j + 1] = int(epochs[j]) % n_matchings if n_matchings > 0 else ALONE - 1
+            roles[j + 1] = int(epochs[j]) % n_matchings if n_matchings > 0 else RANDOM_PARTNER
             j += 2
         else:
             groups.append((j,))
