@@ -198,6 +198,18 @@ def emits_img(model, text) -> bool:
 
 
 @torch.no_grad()
+def last_states(model, contexts, batch_size: int = 64) -> torch.Tensor:
+    """The LM's last-layer hidden state at each context's last token ``(N, lm_dim)`` (no [IMG] appended)."""
+    model.eval()
+    out = []
+    for i in range(0, len(contexts), batch_size):
+        embeds, mask, lengths = _padded_contexts(model, contexts[i : i + batch_size])
+        hidden, _, _ = model.lm_forward(embeds, attention_mask=mask)
+        out.append(hidden[torch.arange(len(lengths)), lengths - 1].float().cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
 def img_states_batch(model, contexts, batch_size: int = 64) -> ImgStates:
     """The 8 [IMG] states after each context with ``[IMG0..7]`` appended: ``ImgStates((N, 8, d), (8, d))``."""
     model.eval()

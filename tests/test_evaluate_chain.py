@@ -10,15 +10,19 @@ from gill_lite.world.stories import make_stories
 torch.set_num_threads(1)
 
 
-def test_fit_probe_reads_a_linear_signal_and_not_noise():
+def test_linear_probe_reads_a_linear_signal_and_not_noise():
+    from gill_lite.train.metrics import linear_probe_predictions
+    from gill_lite.world.attributes import KINDS, all_shapes
+
     g = torch.Generator().manual_seed(0)
-    labels = torch.randint(0, 3, (300,), generator=g)
-    signal = torch.nn.functional.one_hot(labels, 3).float() + 0.1 * torch.randn(300, 3, generator=g)
+    shapes = [all_shapes()[i] for i in torch.randint(0, 216, (300,), generator=g).tolist()]
+    kinds = torch.tensor([KINDS.index(s.kind) for s in shapes])
+    signal = torch.nn.functional.one_hot(kinds, 3).float() + 0.1 * torch.randn(300, 3, generator=g)
     x = torch.cat([signal, torch.randn(300, 5, generator=g)], 1)
-    predict = chain.fit_probe(x[:200], labels[:200], 3)
-    assert (predict(x[200:]) == labels[200:]).float().mean() > 0.95
-    noise = chain.fit_probe(torch.randn(200, 8, generator=g), labels[:200], 3)
-    assert (noise(torch.randn(100, 8, generator=g)) == labels[200:]).float().mean() < 0.6
+    predicted = linear_probe_predictions(x[:200], shapes[:200], x[200:])
+    assert (predicted["kind"] == kinds[200:]).float().mean() > 0.95
+    noise = linear_probe_predictions(torch.randn(200, 8, generator=g), shapes[:200], torch.randn(100, 8, generator=g))
+    assert (noise["kind"] == kinds[200:]).float().mean() < 0.6
 
 
 def test_only_determined_stories_count():

@@ -52,27 +52,6 @@ def _contexts(stories, setting: str) -> list:
     return [build_context(s.captions, s.images, setting) for s in stories]
 
 
-@torch.no_grad()
-def last_states(model, contexts, batch_size: int = 64) -> torch.Tensor:
-    """The LM's last-layer state at each context's last token ``(N, lm_dim)``."""
-    from ..inference import _padded_contexts
-
-    model.eval()
-    out = []
-    for i in range(0, len(contexts), batch_size):
-        embeds, mask, lengths = _padded_contexts(model, contexts[i : i + batch_size])
-        hidden, _, _ = model.lm_forward(embeds, attention_mask=mask)
-        out.append(hidden[torch.arange(len(lengths)), lengths - 1].float().cpu())
-    return torch.cat(out)
-
-
-def img_state_features(model, contexts, batch_size: int = 64) -> torch.Tensor:
-    """The mean of GILL's 8 [IMG] states after each context ``(N, lm_dim)``."""
-    from ..inference import img_states_batch
-
-    return img_states_batch(model, contexts, batch_size).states.mean(1).cpu()
-
-
 def describe(model, contexts, opener: str = DESCRIBE_OPENER, max_new_tokens: int = 10) -> list[dict]:
     """The attributes the LM names when it continues each context with ``opener`` (greedy)."""
     from ..inference import generate_text
@@ -84,24 +63,6 @@ def describe(model, contexts, opener: str = DESCRIBE_OPENER, max_new_tokens: int
         text = generate_text(model, c + [opener], max_new_tokens=max_new_tokens).text
         out.append(parse_caption(opener + " " + text.split("\n")[0]))
     return out
-
-
-def fit_probe(features: torch.Tensor, labels: torch.Tensor, n_classes: int, steps: int = 300, l2: float = 1e-3,
-              seed: int = 0):
-    """A multinomial logistic regression on standardised features; returns ``predict(features) -> labels``."""
-    g = torch.Generator().manual_seed(seed)
-    mean, std = features.mean(0), features.std(0) + 1e-6
-    x = (features - mean) / std
-    w = (torch.randn(x.shape[1], n_classes, generator=g) * 0.01).requires_grad_(True)
-    b = torch.zeros(n_classes, requires_grad=True)
-    opt = torch.optim.Adam([w, b], lr=0.05)
-    for _ in range(steps):
-        loss = torch.nn.functional.cross_entropy(x @ w + b, labels) + l2 * w.pow(2).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    w, b = w.detach(), b.detach()
-    return lambda f: (((f - mean) / std) @ w + b).argmax(1)
 
 
 def _labels(stories, attribute: str) -> torch.Tensor:
@@ -123,9 +84,11 @@ def measure_chain(model, generator, fit_stories, eval_stories, settings=SETTINGS
     """
     from tqdm.auto import tqdm
 
-    from ..inference import generate_images, img_states_batch
+    from ..inference import generate_images, img_states_batch, last_states
+    from ..train.metrics import linear_probe_predictions
     from .metrics import attribute_scores
 
+    fit_shapes, eval_shapes = [s.shape for s in fit_stories], [s.shape for s in eval_stories]
     out: dict = {"counts": {}}
     for setting in tqdm(settings, desc="context chain", disable=not progress):
         fit_ctx = _contexts(fit_stories, setting)
@@ -134,18 +97,18 @@ def measure_chain(model, generator, fit_stories, eval_stories, settings=SETTINGS
         said = describe(model, eval_ctx)
         row["describe"] = {a: _determined_mean([d[a] == getattr(s.shape, a) for d, s in zip(said, eval_stories)],
                                                eval_stories, setting, a) for a in ATTRIBUTES}
-        for link, features in (("lm_probe", last_states), ("img_probe", img_state_features)):
-            f_fit, f_eval = features(model, fit_ctx), features(model, eval_ctx)
-            row[link] = {}
-            for a in ATTRIBUTES:
-                predict = fit_probe(f_fit, _labels(fit_stories, a), len(VALUES[a]), seed=seed)
-                hits = (predict(f_eval) == _labels(eval_stories, a)).tolist()
-                row[link][a] = _determined_mean(hits, eval_stories, setting, a)
+        eval_states = img_states_batch(model, eval_ctx)  # read by the img_probe link and drawn by the image link
+        features = {"lm_probe": (last_states(model, fit_ctx), last_states(model, eval_ctx)),
+                    "img_probe": (img_states_batch(model, fit_ctx).states.mean(1).cpu(),
+                                  eval_states.states.mean(1).cpu())}
+        for link, (f_fit, f_eval) in features.items():
+            predicted = linear_probe_predictions(f_fit, fit_shapes, f_eval, seed=seed)
+            row[link] = {a: _determined_mean((predicted[a] == _labels(eval_stories, a)).tolist(), eval_stories,
+                                             setting, a) for a in ATTRIBUTES}
         if draw:
-            states = img_states_batch(model, eval_ctx)
-            images = np.concatenate([generate_images(model, generator, states.states[i : i + 64], seed=seed + i)
+            images = np.concatenate([generate_images(model, generator, eval_states.states[i : i + 64], seed=seed + i)
                                      for i in range(0, len(eval_ctx), 64)])
-            scores = attribute_scores(images, [s.shape for s in eval_stories])
+            scores = attribute_scores(images, eval_shapes)
             row["image"] = {a: _determined_mean(scores[a].tolist(), eval_stories, setting, a) for a in ATTRIBUTES}
         out[setting] = row
         out["counts"][setting] = {a: sum(a in s.known.get(setting, ()) for s in eval_stories) for a in ATTRIBUTES}

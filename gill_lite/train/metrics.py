@@ -134,22 +134,20 @@ def retrieval_ceiling(examples, ks=(1, 5, 10)) -> dict:
     return {f"R@{k}": sum(min(1.0, k / counts[e.shape]) for e in examples) / n for k in ks}
 
 
-def linear_probe_accuracy(train_features, train_shapes, eval_features, eval_shapes, steps: int = 300,
-                          seed: int = 0) -> dict[str, float]:
-    """Per-attribute accuracy of linear classifiers on frozen image features (standardised; Adam, full batch).
-
-    The visual prefix is linear too, so this is roughly what the image encoder lets captioning reach."""
+def linear_probe_predictions(train_features, train_shapes, eval_features, steps: int = 300,
+                             seed: int = 0) -> dict[str, torch.Tensor]:
+    """Per attribute, a linear classifier on frozen features (standardised; Adam, full batch) fitted to the
+    train rows' shapes: the predicted value index (into ``VALUES[attribute]``) of every eval row."""
     from ..world.attributes import VALUES
 
     torch.manual_seed(seed)
     x, z = torch.as_tensor(train_features).float(), torch.as_tensor(eval_features).float()
     mu, sd = x.mean(0), x.std(0) + 1e-6
     x, z = (x - mu) / sd, (z - mu) / sd
-    out, correct = {}, torch.ones(len(z), dtype=torch.bool)
+    out = {}
     for attr in ATTRIBUTES:
         values = VALUES[attr]
         y = torch.tensor([values.index(getattr(s, attr)) for s in train_shapes])
-        t = torch.tensor([values.index(getattr(s, attr)) for s in eval_shapes])
         probe = torch.nn.Linear(x.shape[1], len(values))
         opt = torch.optim.Adam(probe.parameters(), lr=1e-2)
         for _ in range(steps):
@@ -158,7 +156,21 @@ def linear_probe_accuracy(train_features, train_shapes, eval_features, eval_shap
             loss.backward()
             opt.step()
         with torch.no_grad():
-            hit = probe(z).argmax(1) == t
+            out[attr] = probe(z).argmax(1)
+    return out
+
+
+def linear_probe_accuracy(train_features, train_shapes, eval_features, eval_shapes, steps: int = 300,
+                          seed: int = 0) -> dict[str, float]:
+    """Per-attribute accuracy of `linear_probe_predictions` on the eval rows (and all four right together).
+
+    The visual prefix is linear too, so on image features this is roughly what captioning can reach."""
+    from ..world.attributes import VALUES
+
+    predicted = linear_probe_predictions(train_features, train_shapes, eval_features, steps, seed)
+    out, correct = {}, torch.ones(len(eval_shapes), dtype=torch.bool)
+    for attr in ATTRIBUTES:
+        hit = predicted[attr] == torch.tensor([VALUES[attr].index(getattr(s, attr)) for s in eval_shapes])
         out[attr] = float(hit.float().mean())
         correct &= hit
     out["all"] = float(correct.float().mean())
