@@ -80,7 +80,7 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     from gill_lite.backbones import load_frozen_parts
     from gill_lite.train import stage_dir, train_stage
-    from gill_lite.train.metrics import (caption_accuracy, generation_accuracy, img_emission_share, retrieval_ceiling,
+    from gill_lite.evaluate.stages import (caption_accuracy, generation_accuracy, img_emission_share, retrieval_ceiling,
                                          retrieval_recall)
     from gill_lite.world.corpus import make_split
 
@@ -115,7 +115,7 @@ def main(argv=None) -> dict:
     acc, _ = caption_accuracy(model, test[:500], w.image_size)
     figures |= {f"captioning.test.{k}": round(v, 4) for k, v in acc.items()}
     figures["captioning.eval_s"] = round(time.time() - t, 1)
-    from gill_lite.train.metrics import image_encoder_probe
+    from gill_lite.evaluate.stages import image_encoder_probe
 
     probe = image_encoder_probe(profile, parts.image_encoder, heldout)
     figures |= {f"captioning.heldout.linear_probe_ceiling.{k}": round(v, 4) for k, v in probe.items()}

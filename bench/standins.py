@@ -24,7 +24,7 @@ def main(argv=None) -> dict:
 
     from gill_lite.backbones import load_frozen_parts, standin_dir
     from gill_lite.backbones.cards import update_model_card
-    from gill_lite.backbones.evaluate import card_figures, measure_standins
+    from gill_lite.backbones.quality import card_figures, measure_standins
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=os.environ.get("GILL_PROFILE", "tiny"))

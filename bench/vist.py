@@ -61,7 +61,7 @@ def main(argv=None) -> dict:
     import torch
 
     from gill_lite.evaluate.dialogue import dialogue_items, dialogue_summary, evaluate_dialogues
-    from gill_lite.evaluate.run import evaluate_vist
+    from gill_lite.evaluate.vist import evaluate_vist
     from gill_lite.evaluate.runner import load_runner
     from gill_lite.evaluate.stories import evaluation_stories
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from gill_lite.config import REPO_ROOT, get_profile
 from gill_lite.report import update_readme_results, write_report  # noqa: F401  (public API)
 from gill_lite.results import (  # noqa: F401  (public API: notebooks import these from here)
+    NOTEBOOKS,
     ResultsSchemaError,
     load_results,
     record_results,
@@ -29,16 +30,6 @@ from gill_lite.results import (  # noqa: F401  (public API: notebooks import the
 )
 from gill_lite.scaling import estimate_paper_memory  # noqa: F401  (public API)
 
-NOTEBOOKS = [
-    "00_world",
-    "01_image_input",
-    "02_img_tokens",
-    "03_generation",
-    "04_retrieval",
-    "05_decision",
-    "06_vist_eval",
-    "07_dialogue",
-]
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 KERNEL = "gill-lite"
 

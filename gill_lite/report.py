@@ -2,8 +2,9 @@
 
 Every stage recorded in results.json gets a table of its figures (nested dicts flattened to dotted keys).
 Where the paper published a number for a figure, it stands in a ``paper`` column beside ours: either from
-`PAPER_NUMBERS` (matched by stage and dotted key; a stage named ``06_vist`` matches ``vist``) or from the figure itself (``{"value": 0.61, "paper": 0.641}``). Stages the paper has
-no numbers for are listed all the same, so the report works with whatever stages have recorded.
+`PAPER_NUMBERS` (from `gill_lite.paper_numbers`, matched by stage and dotted key; a stage named ``06_vist``
+matches ``vist``) or from the figure itself (``{"value": 0.61, "paper": 0.641}``). Stages the paper has no
+numbers for are listed all the same, so the report works with whatever stages have recorded.
 """
 from __future__ import annotations
 
@@ -12,39 +13,41 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
+from gill_lite import paper_numbers
 from gill_lite.config import REPO_ROOT
 from gill_lite.io import atomic_write_text
-from gill_lite.results import load_results, results_path
+from gill_lite.results import NOTEBOOKS, load_results, results_path
 
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
 
-# The paper's numbers (gill_spec.md), by stage and figure key. Fractions, not percent (R@1 8.8% -> 0.088).
+# The paper's numbers (`gill_lite.paper_numbers`), by stage and figure key, with what each one is.
+_CLIP, _R1 = paper_numbers.VIST_CLIP_SIMILARITY, paper_numbers.VIST_RECALL_AT_1
 PAPER_NUMBERS: dict[str, dict] = {
-    # notebook 06 records stage "vist" (gill_lite.evaluate.tables.vist_figures: settings "gill/captions" -> key
+    # notebook 06 records stage "vist" (gill_lite.evaluate.tables.vist_metrics: settings "gill/captions" -> key
     # "gill_captions"); its leaves carry their own "paper" values too, which win over these.
     "vist": {
         "title": "VIST: CLIP similarity of the generated last image, and recall of the retrieved one",
         "figures": {
-            "clip_similarity.sd_last_caption": (0.592, "Stable Diffusion, last caption"),
-            "clip_similarity.sd_captions": (0.598, "Stable Diffusion, 5 captions"),
-            "clip_similarity.gill_last_caption": (0.581, "GILL, last caption"),
-            "clip_similarity.gill_captions": (0.612, "GILL, 5 captions"),
-            "clip_similarity.gill_captions_images": (0.641, "GILL, 5 captions + 4 images"),
-            "retrieval.clip_text_captions_R1": (0.088, "R@1, text-only CLIP, 5 captions"),
-            "retrieval.fromage_captions_images_R1": (0.182, "R@1, FROMAGe, 5 captions + 4 images"),
-            "retrieval.gill_captions_images_R1": (0.203, "R@1, GILL, 5 captions + 4 images"),
+            "clip_similarity.sd_last_caption": (_CLIP["sd/last_caption"], "Stable Diffusion, last caption"),
+            "clip_similarity.sd_captions": (_CLIP["sd/captions"], "Stable Diffusion, 5 captions"),
+            "clip_similarity.gill_last_caption": (_CLIP["gill/last_caption"], "GILL, last caption"),
+            "clip_similarity.gill_captions": (_CLIP["gill/captions"], "GILL, 5 captions"),
+            "clip_similarity.gill_captions_images": (_CLIP["gill/captions_images"], "GILL, 5 captions + 4 images"),
+            "retrieval.clip_text_captions_R1": (_R1["clip_text/captions"], "R@1, text-only CLIP, 5 captions"),
+            "retrieval.fromage_captions_images_R1": (_R1["fromage/captions_images"], "R@1, FROMAGe, 5 captions + 4 images"),
+            "retrieval.gill_captions_images_R1": (_R1["gill/captions_images"], "R@1, GILL, 5 captions + 4 images"),
         },
     },
     # notebook 05 records stage "decision" (gill_lite.decision)
     "decision": {
         "title": "Generate-or-retrieve: the judged set and the classifier",
         "figures": {
-            "n_prompts": (1632, "prompts judged (PartiPrompts)"),
-            "labels.gen": (592, "confident 'generate' labels"),
-            "labels.ret": (319, "confident 'retrieve' labels"),
-            "labels.dropped": (721, "prompts dropped by the 5-vote confidence rule"),
-            "judges_ceiling_f1": (0.851, "annotator agreement F1 (human ceiling)"),
+            "n_prompts": (paper_numbers.DECISION_PROMPTS, "prompts judged (PartiPrompts)"),
+            "labels.gen": (paper_numbers.DECISION_COUNTS["gen"], "confident 'generate' labels"),
+            "labels.ret": (paper_numbers.DECISION_COUNTS["ret"], "confident 'retrieve' labels"),
+            "labels.dropped": (paper_numbers.DECISION_COUNTS["dropped"], "prompts dropped by the 5-vote confidence rule"),
+            "judges_ceiling_f1": (paper_numbers.ANNOTATOR_F1, "annotator agreement F1 (human ceiling)"),
         },
     },
 }
@@ -66,13 +69,17 @@ HEADLINES: list[tuple[str, str, str, tuple | None]] = [
     ("retrieval", "ceiling_test_pool.R@1", "R@1 ceiling (pixel twins in the pool)", None),
     ("retrieval", "recall_test_pool.R@10", "text-to-image R@10, 1,000-image test pool", None),
     ("decision", "classifier_macro_f1", "generate-or-retrieve classifier, macro F1", ("min", 0.80)),
-    ("decision", "judges_ceiling_f1", "judges' agreement F1 (human ceiling)", ("paper", 0.851)),
-    ("vist", "clip_similarity.sd_last_caption", "VIST CLIP similarity: generator alone, last caption", ("paper", 0.592)),
-    ("vist", "clip_similarity.sd_captions", "VIST CLIP similarity: generator alone, 5 captions", ("paper", 0.598)),
-    ("vist", "clip_similarity.gill_last_caption", "VIST CLIP similarity: GILL, last caption", ("paper", 0.581)),
-    ("vist", "clip_similarity.gill_captions", "VIST CLIP similarity: GILL, 5 captions", ("paper", 0.612)),
+    ("decision", "judges_ceiling_f1", "judges' agreement F1 (human ceiling)", ("paper", paper_numbers.ANNOTATOR_F1)),
+    ("vist", "clip_similarity.sd_last_caption", "VIST CLIP similarity: generator alone, last caption",
+     ("paper", _CLIP["sd/last_caption"])),
+    ("vist", "clip_similarity.sd_captions", "VIST CLIP similarity: generator alone, 5 captions",
+     ("paper", _CLIP["sd/captions"])),
+    ("vist", "clip_similarity.gill_last_caption", "VIST CLIP similarity: GILL, last caption",
+     ("paper", _CLIP["gill/last_caption"])),
+    ("vist", "clip_similarity.gill_captions", "VIST CLIP similarity: GILL, 5 captions",
+     ("paper", _CLIP["gill/captions"])),
     ("vist", "clip_similarity.gill_captions_images", "VIST CLIP similarity: GILL, 5 captions + 4 images",
-     ("paper", 0.641)),
+     ("paper", _CLIP["gill/captions_images"])),
     ("vist", "clip_similarity.sd_oracle", "VIST CLIP similarity: generator given the true last description", None),
     *[("vist", f"orderings.{metric}.{hi}>{lo}", f"VIST ordering ({label}): {title}, paired difference",
        ("ordering",)) for metric, label in (("clip_similarity", "CLIP similarity"), ("all_attributes", "probe, all 4"))
@@ -86,7 +93,8 @@ HEADLINES: list[tuple[str, str, str, tuple | None]] = [
      "VIST: all 4 attributes of GILL's image, 5 captions + 4 images (ceiling 1.00)", ("min", 0.40)),
     ("vist", "retrieval.gill_captions_images_R1", "VIST retrieval R@1: GILL, 5 captions + 4 images",
      ("times", "retrieval.clip_text_captions_R1", 2.0)),
-    ("vist", "retrieval.clip_text_captions_R1", "VIST retrieval R@1: text-only CLIP, 5 captions", ("paper", 0.088)),
+    ("vist", "retrieval.clip_text_captions_R1", "VIST retrieval R@1: text-only CLIP, 5 captions",
+     ("paper", _R1["clip_text/captions"])),
     ("vist", "retrieval_equivalent.gill_captions_images_R1", "VIST retrieval R@1, same attributes counted: GILL",
      ("times", "retrieval_equivalent.clip_text_captions_R1", 2.0)),
     ("vist", "retrieval_equivalent.clip_text_captions_R1", "VIST retrieval R@1, same attributes counted: text-only CLIP",
@@ -148,8 +156,6 @@ def render_summary(results: dict) -> str:
             lines.append(f"| {label} | {value} | {target} | {verdict} |")
             continue
         lines.append(f"| {label} | {format_value(value)} | {target} | {verdict} |")
-    from gill_lite.pipeline import NOTEBOOKS  # (pipeline imports this module)
-
     timings = results.get("timings", {})
     if all(n in timings for n in NOTEBOOKS):  # a whole run, not a partial one
         total = sum(timings.values())
@@ -242,8 +248,6 @@ def _stage_table(stage: str, figures: dict) -> list[str]:
 
 
 def _ordered_notebooks(timings: dict) -> list[str]:
-    from gill_lite.pipeline import NOTEBOOKS
-
     known = [n for n in NOTEBOOKS if n in timings]
     return known + sorted(n for n in timings if n not in NOTEBOOKS)
 

@@ -41,6 +41,17 @@ from gill_lite.io import atomic_write_text
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
+# the notebooks `gill_lite.pipeline.reproduce` runs, in order: the keys of ``timings`` (the report orders by them)
+NOTEBOOKS = [
+    "00_world",
+    "01_image_input",
+    "02_img_tokens",
+    "03_generation",
+    "04_retrieval",
+    "05_decision",
+    "06_vist_eval",
+    "07_dialogue",
+]
 _TOP_KEYS = {"schema_version", "profile", "created", "machine", "stages", "timings", "images"}
 _REQUIRED = {"profile", "created", "machine", "stages", "timings"}
 

@@ -216,13 +216,13 @@ def test_a_frozen_head_still_trains_and_stays_frozen():
 
 
 def test_decision_plots_draw():
-    from gill_lite import plots
+    from gill_lite import figures
 
-    fig = plots.confusion_plot([[3, 1], [0, 5]], judges.LABELS)
+    fig = figures.confusion_plot([[3, 1], [0, 5]], judges.LABELS)
     assert [t.get_text() for t in fig.axes[0].texts] == ["3", "1", "0", "5"]
-    fig = plots.decision_training_plot({"step": [0, 10], "train_f1": [0.5, 0.9], "val_f1": [0.4, 0.8]}, ceiling=0.9)
+    fig = figures.decision_training_plot({"step": [0, 10], "train_f1": [0.5, 0.9], "val_f1": [0.4, 0.8]}, ceiling=0.9)
     assert len(fig.axes[0].lines) == 4  # train, val, our ceiling, the paper's
-    fig = plots.label_counts_plot({"gen": 3, "ret": 2, "dropped": 1}, {"gen": 592, "ret": 319, "dropped": 721})
+    fig = figures.label_counts_plot({"gen": 3, "ret": 2, "dropped": 1}, {"gen": 592, "ret": 319, "dropped": 721})
     assert len(fig.axes[0].patches) == 6
 
 

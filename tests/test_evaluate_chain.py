@@ -11,7 +11,7 @@ torch.set_num_threads(1)
 
 
 def test_linear_probe_reads_a_linear_signal_and_not_noise():
-    from gill_lite.train.metrics import linear_probe_predictions
+    from gill_lite.evaluate.stages import linear_probe_predictions
     from gill_lite.world.attributes import KINDS, all_shapes
 
     g = torch.Generator().manual_seed(0)

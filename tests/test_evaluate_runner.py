@@ -58,7 +58,7 @@ def _stories(n=5):
 
 def test_vist_protocols_run_on_a_real_gill(gill):
     from gill_lite.config import get_profile
-    from gill_lite.evaluate.run import evaluate_vist
+    from gill_lite.evaluate.vist import evaluate_vist
     from gill_lite.evaluate.runner import GillRunner
 
     model, parts = gill

@@ -118,8 +118,8 @@ def test_world_stories_carry_shape_and_ceilings():
 
 def test_full_summary_tables_and_recorded_figures(tmp_path, monkeypatch):
     from gill_lite.config import get_profile
-    from gill_lite.evaluate.run import evaluate_vist
-    from gill_lite.evaluate.tables import attribute_table, generation_table, orderings_table, retrieval_table, vist_figures
+    from gill_lite.evaluate.vist import evaluate_vist
+    from gill_lite.evaluate.tables import attribute_table, generation_table, orderings_table, retrieval_table, vist_metrics
     from gill_lite.world.stories import make_stories
 
     stories = [from_world_story(s, 32) for s in make_stories(8, seed=0)]
@@ -137,7 +137,7 @@ def test_full_summary_tables_and_recorded_figures(tmp_path, monkeypatch):
     assert "colour (ceiling)" in attribute_table(summary)
     assert "20.3%" in retrieval_table(summary) and "text-only CLIP" in retrieval_table(summary)
     assert "holds" in orderings_table(summary)
-    figures = vist_figures(summary)
+    figures = vist_metrics(summary)
     assert figures["clip_similarity"]["gill_captions_images"]["paper"] == 0.641
     assert figures["retrieval"]["gill_captions_images_R1"]["value"] == 1.0
     assert figures["retrieval"]["gill_captions_images_R1"]["paper"] == 0.203
@@ -155,7 +155,7 @@ def test_full_summary_tables_and_recorded_figures(tmp_path, monkeypatch):
 
 
 def test_story_results_figure_has_a_row_per_story():
-    from gill_lite.evaluate.pictures import story_results_figure
+    from gill_lite.evaluate.figures import story_results_figure
 
     stories = [_story(i) for i in range(3)]
     runner = FakeRunner(stories)

@@ -1,5 +1,5 @@
 """The stage figures' parsing and ceilings (no model needed)."""
-from gill_lite.train.metrics import _accuracy, parse_caption, retrieval_ceiling
+from gill_lite.evaluate.stages import _accuracy, parse_caption, retrieval_ceiling
 from gill_lite.world.attributes import Shape
 from gill_lite.world.captions import SINGLE_TEMPLATES, caption_shape
 from gill_lite.world.corpus import make_split
@@ -32,7 +32,7 @@ def test_retrieval_ceiling():
 def test_linear_probe_reads_a_linear_code():
     import torch
 
-    from gill_lite.train.metrics import linear_probe_accuracy
+    from gill_lite.evaluate.stages import linear_probe_accuracy
     from gill_lite.world.attributes import VALUES
 
     examples = make_split("train", 160)
@@ -50,7 +50,7 @@ def test_linear_probe_reads_a_linear_code():
 def test_recall_breaks_ties_in_expectation():
     import torch
 
-    from gill_lite.train.metrics import diagonal_recall_at_k as recall_at_k
+    from gill_lite.evaluate.stages import diagonal_recall_at_k as recall_at_k
 
     scores = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.5, 0.9], [0.0, 0.0, 1.0]])
     r = recall_at_k(scores, (1, 2))

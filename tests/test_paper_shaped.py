@@ -52,7 +52,7 @@ def test_paper_shaped_joint_training_vist_and_decisions(profile):
 
     from gill_lite.backbones import check_frozen_devices, default_device, load_frozen_parts
     from gill_lite.decision.data import PublishedVotes, decision_prompts
-    from gill_lite.evaluate.run import evaluate_vist
+    from gill_lite.evaluate.vist import evaluate_vist
     from gill_lite.evaluate.runner import GillRunner
     from gill_lite.evaluate.stories import evaluation_stories
     from gill_lite.model import GillModel

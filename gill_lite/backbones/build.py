@@ -1,13 +1,12 @@
 """Build the stand-in frozen parts (the `tiny` ones once, committed; the `ci` ones in every CI run).
 
-    python -m gill_lite.backbones.build --profile tiny [--rebuild] [--only lm clip eval_clip generator]
+    gill-lite standins --profile tiny [--rebuild] [--only lm clip eval_clip generator]
 
 Each part goes to ``profile.resolve(profile.<part>.name_or_path)`` (``models/tiny/<part>`` at tiny,
 ``<run_dir>/models/<part>`` at ci) with a MODEL_CARD.md; a part whose folder exists is skipped unless rebuilt.
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import time
 from pathlib import Path
@@ -81,16 +80,3 @@ def ensure_standins(profile, rebuild: bool = False, log=print) -> dict:
     if not profile.uses_world:
         return {}
     return build_standins(profile, rebuild=rebuild, log=log)
-
-
-def main(argv=None) -> int:
-    """``python -m gill_lite.backbones.build``: the same options as ``gill-lite standins`` (`.cli`)."""
-    from .cli import add_arguments, run
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from gill_lite.paper_numbers import ANNOTATOR_F1
+
 from . import judges as J
 from .collect import Collection
 from .data import PublishedVotes
-
-PAPER_COUNTS = {"gen": 592, "ret": 319, "dropped": 1632 - 911}  # gill_spec.md, "The decision classifier's data"
-PAPER_CEILING = 0.851
 
 
 def decision_root(profile) -> Path:
@@ -269,7 +268,7 @@ def run_decision_stage(profile, model=None, parts=None, progress: bool = True) -
         "judge_loo_f1": judged.report["loo_f1"],
         "judges_ceiling_f1": validation_ceiling(judged, keep, result.n_train),
         "judges_ceiling_f1_all": judged.report["ceiling_f1"],
-        "classifier_macro_f1": {"value": result.val["macro_f1"], "paper_ceiling": PAPER_CEILING},
+        "classifier_macro_f1": {"value": result.val["macro_f1"], "paper_ceiling": ANNOTATOR_F1},
         "classifier_accuracy": result.val["accuracy"],
         "confusion": result.val["confusion"],
         "n_train": result.n_train,

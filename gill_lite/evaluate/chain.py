@@ -55,7 +55,7 @@ def _contexts(stories, setting: str) -> list:
 def describe(model, contexts, opener: str = DESCRIBE_OPENER, max_new_tokens: int = 10) -> list[dict]:
     """The attributes the LM names when it continues each context with ``opener`` (greedy)."""
     from ..inference import generate_text
-    from ..train.metrics import parse_caption
+    from .stages import parse_caption
 
     out = []
     for c in contexts:
@@ -85,7 +85,7 @@ def measure_chain(model, generator, fit_stories, eval_stories, settings=SETTINGS
     from tqdm.auto import tqdm
 
     from ..inference import generate_images, img_states_batch, last_states
-    from ..train.metrics import linear_probe_predictions
+    from .stages import linear_probe_predictions
     from .metrics import attribute_scores
 
     fit_shapes, eval_shapes = [s.shape for s in fit_stories], [s.shape for s in eval_stories]

@@ -50,15 +50,15 @@ def world_dialogue_items(profile, n: int | None = None) -> list[DialogueItem]:
 
 def visdial_items(dialogs, images_dir, image_size: int | None = None) -> tuple[list[DialogueItem], list[dict]]:
     """VisDial dialogs as items; a missing or unreadable image is skipped and reported, never replaced."""
-    from .images import load_image
+    from gill_lite.data.formats import load_image
 
     items, skipped = [], []
     for d in dialogs:
         path = d.image_path(images_dir)
         try:
             image = load_image(path, image_size)
-        except (OSError, ValueError) as e:
-            skipped.append({"id": str(d.image_id), "reason": f"{path}: {e}"})
+        except (OSError, ValueError) as e:  # the error names the file
+            skipped.append({"id": str(d.image_id), "reason": str(e)})
             continue
         items.append(DialogueItem(str(d.image_id), d.text, image))
     return items, skipped

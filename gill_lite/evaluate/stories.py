@@ -69,9 +69,7 @@ def sis_stories(json_path, images_dir, image_size: int | None = None, probe: boo
     probe: read the last frame's shape from its true image with the world's probe (ShapeStories renders only),
     so generated images can be scored per attribute.
     """
-    from gill_lite.data.formats import DataFormatError, load_vist
-
-    from .images import load_image
+    from gill_lite.data.formats import load_image, load_vist
 
     loaded = load_vist(json_path, images_dir, skip_bad=True)
     skipped = [{"story": s.where, "reason": s.reason} for s in loaded.skipped]
@@ -82,7 +80,7 @@ def sis_stories(json_path, images_dir, image_size: int | None = None, probe: boo
             continue
         try:
             images = np.stack([load_image(p, image_size) for p in vs.image_paths])
-        except (OSError, ValueError, DataFormatError) as e:
+        except (OSError, ValueError) as e:  # DataFormatError is a ValueError
             skipped.append({"story": f"story {vs.story_id}", "reason": str(e)})
             continue
         shape = None

@@ -1,4 +1,4 @@
-"""Markdown tables of the VIST results, next to the paper's numbers, and the figures for results.json."""
+"""Markdown tables of the VIST results beside the paper's numbers, and the metrics notebook 06 records."""
 from __future__ import annotations
 
 from .contexts import SETTING_TITLES
@@ -81,7 +81,7 @@ def orderings_table(summary: dict) -> str:
     return _table(["paper's ordering", "metric", "paired difference [95% CI]", "intervals separate", "here"], rows)
 
 
-def vist_figures(summary: dict) -> dict:
+def vist_metrics(summary: dict) -> dict:
     """The numbers notebook 06 records in results.json: ``{"value", "ci", "paper"}`` per figure."""
     out: dict = {"clip_similarity": {}, "attribute_accuracy": {}, "retrieval": {}, "orderings": {}}
     for name, row in summary["generation"]["settings"].items():
@@ -93,7 +93,7 @@ def vist_figures(summary: dict) -> dict:
             out["attribute_accuracy"][key] = {a: v["mean"] for a, v in row["attributes"].items()}
     for setting, c in summary.get("ceilings", {}).items():
         out.setdefault("ceilings", {})[setting] = c["determined"]
-    out["retrieval"] = _recall_figures(summary["retrieval"]["settings"])
+    out["retrieval"] = _recall_metrics(summary["retrieval"]["settings"])
     for o in summary["generation"]["orderings"]:
         key = f"{o['higher']}>{o['lower']}".replace("/", "_")
         d = o["paired_difference"]
@@ -103,7 +103,7 @@ def vist_figures(summary: dict) -> dict:
         out["retrieval"]["gill_over_clip_text_R1"] = summary["retrieval"]["gill_over_clip_text_R@1"]
     eq = summary["retrieval"].get("equivalent")
     if eq:
-        out["retrieval_equivalent"] = {"equivalence": eq["equivalence"], **_recall_figures(eq["settings"])}
+        out["retrieval_equivalent"] = {"equivalence": eq["equivalence"], **_recall_metrics(eq["settings"])}
         if eq.get("gill_over_clip_text_R@1") is not None:
             out["retrieval_equivalent"]["gill_over_clip_text_R1"] = eq["gill_over_clip_text_R@1"]
     out["counts"] = summary["counts"]
@@ -112,7 +112,7 @@ def vist_figures(summary: dict) -> dict:
     return _drop_none(out)
 
 
-def _recall_figures(settings: dict) -> dict:
+def _recall_metrics(settings: dict) -> dict:
     """``{"gill/captions": {"R@1": ci, ...}}`` -> ``{"gill_captions_R1": {"value", "ci", "paper"}, ...}``."""
     out = {}
     for name, row in settings.items():

@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from gill_lite.paper_numbers import VIST_CLIP_SIMILARITY, VIST_ORDERINGS, VIST_RECALL_AT_1
 
 from .contexts import BASELINE_SETTINGS, SETTINGS, baseline_prompt, build_context
 from .metrics import (
@@ -33,24 +36,6 @@ from .metrics import (
     paired_bootstrap_ci,
     target_ranks,
 )
-
-# Published figures (gill_spec.md, "Evaluation"), for the tables' side column.
-PAPER_CLIP_SIMILARITY = {
-    "sd/last_caption": 0.592,
-    "sd/captions": 0.598,
-    "gill/last_caption": 0.581,
-    "gill/captions": 0.612,
-    "gill/captions_images": 0.641,
-}
-PAPER_RECALL_AT_1 = {"clip_text/captions": 0.088, "fromage/captions_images": 0.182, "gill/captions_images": 0.203}
-
-# The orderings the paper reports; (higher, lower) pairs of result names.
-PAPER_ORDERINGS = (
-    ("gill/captions_images", "gill/captions"),
-    ("gill/captions", "gill/last_caption"),
-    ("gill/captions", "sd/captions"),
-)
-
 
 @dataclass
 class GenerationResults:
@@ -69,13 +54,13 @@ class GenerationResults:
         out = {"n": len(self.story_ids), "settings": {}, "orderings": []}
         for name, scores in self.clip.items():
             row = {"clip_similarity": bootstrap_ci(scores, n_boot, seed).to_dict(),
-                   "paper_clip_similarity": PAPER_CLIP_SIMILARITY.get(name)}
+                   "paper_clip_similarity": VIST_CLIP_SIMILARITY.get(name)}
             if name in self.attributes:
                 row["attributes"] = {a: bootstrap_ci(v, n_boot, seed).to_dict() for a, v in self.attributes[name].items()}
             if name in self.lpips:
                 row["lpips"] = bootstrap_ci(self.lpips[name], n_boot, seed).to_dict()
             out["settings"][name] = row
-        for hi, lo in PAPER_ORDERINGS:
+        for hi, lo in VIST_ORDERINGS:
             metrics = [("clip_similarity", self.clip)]
             if hi in self.attributes and lo in self.attributes:  # the probe's exact score, where the world knows it
                 metrics.append(("all_attributes", {k: v["all"] for k, v in self.attributes.items()}))
@@ -205,7 +190,7 @@ class RetrievalResults:
             settings[name] = {
                 f"R@{k}": bootstrap_ci((r < k).astype(float), n_boot, seed).to_dict() for k in ks
             }
-            settings[name]["paper_R@1"] = PAPER_RECALL_AT_1.get(name)
+            settings[name]["paper_R@1"] = VIST_RECALL_AT_1.get(name)
         out = {"n": len(self.story_ids), "pool_size": self.pool_size, "settings": settings,
                "duplicate_targets": self.duplicate_targets}
         if self.ranks_equivalent:
@@ -352,3 +337,76 @@ def ceilings(stories) -> dict[str, dict[str, dict[str, float]]]:
         best["all"] = float(np.mean([np.prod([1.0 if a in s else 1 / len(VALUES[a]) for a in ATTRIBUTES]) for s in sets]))
         out[setting] = {"determined": det, "best_expected": best}
     return out
+
+
+# ------------------------------------------------------------------------------------ the whole evaluation
+def evaluate_vist(runner, parts, stories, eval_cfg, skipped=(), batch_size: int = 32, progress: bool = True,
+                  oracle: bool = True):
+    """Run both VIST protocols on ``stories`` (list of `EvalStory`). Returns (summary dict, generation
+    results, retrieval results); the summary is what ``results.json`` holds. Used by notebook 06,
+    ``gill-lite eval vist`` (`evaluate_vist_file`) and ``bench/vist.py``.
+
+    parts: the frozen parts (``.eval_clip`` scores generation, ``.image_encoder``'s text tower is the
+    text-only CLIP baseline); eval_cfg: `gill_lite.config.EvalConfig` (bootstrap, recall_at, lpips, seed);
+    oracle: add the generator on the last frame's true description (ShapeStories only; an upper bound).
+    """
+    start = time.perf_counter()
+    gen = evaluate_generation(runner, parts.eval_clip, stories, seed=eval_cfg.seed, batch_size=batch_size,
+                              lpips=eval_cfg.lpips, progress=progress, oracle=oracle)
+    ret = evaluate_retrieval(runner, parts.image_encoder, stories, ks=tuple(eval_cfg.recall_at),
+                             batch_size=batch_size, progress=progress)
+    seconds = time.perf_counter() - start
+    summary = {
+        "counts": {"stories": len(stories), "skipped": len(skipped), "retrieval_pool": ret.pool_size},
+        "generation": gen.summary(eval_cfg.bootstrap, eval_cfg.seed),
+        "retrieval": ret.summary(tuple(eval_cfg.recall_at), eval_cfg.bootstrap, eval_cfg.seed),
+        "ceilings": ceilings(stories),
+        "skipped": list(skipped),
+        "seconds": {"generation": gen.seconds, "retrieval": ret.seconds, "total": seconds},
+        "stories_per_second": len(stories) / seconds if seconds > 0 else None,
+    }
+    for block in (summary["retrieval"], summary["retrieval"].get("equivalent")):  # exact image; same shape
+        settings = (block or {}).get("settings", {})
+        if "gill/captions_images" in settings and "clip_text/captions" in settings:
+            gill, clip = (settings[k]["R@1"]["mean"] for k in ("gill/captions_images", "clip_text/captions"))
+            block["gill_over_clip_text_R@1"] = gill / clip if clip > 0 else None
+    return summary, gen, ret
+
+
+def evaluate_vist_file(profile, annotations, images, out=None, checkpoint=None, limit: int | None = None,
+                       image_size: int | None = None, probe: str = "auto", batch_size: int = 32,
+                       log=print) -> tuple[dict, Path]:
+    """The VIST protocols on any SIS-format story file (``gill-lite eval vist``); writes ``<out>/results.json``.
+
+    ``out`` defaults to ``runs/<profile>/eval/vist``; ``checkpoint`` to the profile's trained GILL; ``image_size``
+    to the world's size (256 for real data); ``probe`` ("auto", "yes", "no") scores attributes with the
+    ShapeStories probe (auto: on ShapeStories profiles). The file holds settings, metrics with 95% bootstrap
+    intervals, counts, and every skipped story with its reason (a missing or broken image is reported, never
+    replaced); with fewer than 2 usable stories (retrieval needs a pool) it holds the ``error`` instead.
+    Returns (that result, its path).
+    """
+    from gill_lite.io import atomic_write_json
+
+    from .runner import load_runner
+    from .stories import sis_stories
+
+    size = image_size or (profile.world.image_size if profile.uses_world else 256)
+    use_probe = profile.uses_world if probe == "auto" else probe == "yes"
+    stories, skipped = sis_stories(annotations, images, size, probe=use_probe)
+    if limit is not None:
+        stories = stories[:limit]
+    for s in skipped:
+        log(f"skipped {s['story']}: {s['reason']}")
+    path = (Path(out) if out else profile.run_dir / "eval" / "vist") / "results.json"
+    result = {"annotations": str(annotations), "images": str(images), "profile": profile.name,
+              "settings": ["last_caption", "captions", "captions_images"], "image_size": size}
+    if len(stories) < 2:  # retrieval needs a pool; report instead of crashing
+        result.update({"error": f"only {len(stories)} usable stories", "skipped": skipped,
+                       "counts": {"stories": len(stories), "skipped": len(skipped)}})
+        atomic_write_json(path, result)
+        return result, path
+    runner, parts = load_runner(profile, checkpoint)
+    summary, _, _ = evaluate_vist(runner, parts, stories, profile.eval, skipped, batch_size=batch_size)
+    result.update(summary)
+    atomic_write_json(path, result)
+    return result, path

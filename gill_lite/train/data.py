@@ -49,17 +49,6 @@ def world_caption_set(profile, split: str = "train") -> CaptionSet:
     )
 
 
-def _center_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize the shorter side to ``size`` and take the central square (CLIP's preprocessing geometry)."""
-    from PIL import Image
-
-    im = Image.fromarray(image)
-    scale = size / min(im.size)
-    im = im.resize((max(size, round(im.width * scale)), max(size, round(im.height * scale))), Image.BICUBIC)
-    left, top = (im.width - size) // 2, (im.height - size) // 2
-    return np.asarray(im.crop((left, top, left + size, top + size)))
-
-
 def cc3m_caption_set(profile) -> CaptionSet:
     """The CC3M-format TSV named by ``profile.data`` (header ``caption<TAB>image``), images loaded lazily,
     resized and centre-cropped to the image encoder's input size. Bad lines are skipped (and counted)."""
@@ -77,7 +66,7 @@ def cc3m_caption_set(profile) -> CaptionSet:
         name=f"cc3m-{_digest([tsv, len(rows)])}",
         ids=[r.image_path.name for r in rows],
         captions=[r.caption for r in rows],
-        load_images=lambda idx: np.stack([_center_crop(load_image(rows[i].image_path), size) for i in idx]),
+        load_images=lambda idx: np.stack([load_image(rows[i].image_path, size) for i in idx]),
     )
 
 

@@ -1,6 +1,6 @@
-"""``gill-lite world --profile P --out DIR``: render ShapeStories and write it in the real formats.
+"""ShapeStories written in the real formats, so the loaders of the real data read it (``gill-lite world``).
 
-Writes, under DIR (default ``runs/<profile>/world``):
+Writes, under a folder (the command's default: ``runs/<profile>/world``):
     cc3m/{train,val,test,heldout}.tsv + cc3m/images/   the captioned corpus (CC3M-style TSV)
     vist/sis.json + vist/images/                       the evaluation stories (VIST SIS JSON)
     decisions/prompts.tsv                              decision prompts: the decision TSV's columns with
@@ -14,23 +14,18 @@ import json
 from pathlib import Path
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--profile", default=None, help="ci, tiny or paper (default: $GILL_PROFILE or tiny)")
-    parser.add_argument("--out", default=None, help="output folder (default: runs/<profile>/world)")
-
-
 def write_world(profile, out) -> dict:
     """Write every ShapeStories export for ``profile`` under ``out``; returns the ``world.json`` summary."""
     from tqdm.auto import tqdm
 
-    from gill_lite.data.formats import export_cc3m, export_decisions, export_vist
     from gill_lite.io import atomic_write_json, atomic_write_text
+    from gill_lite.world.corpus import heldout_shapes, make_corpus
+    from gill_lite.world.dialogue import make_dialogues
+    from gill_lite.world.prompts import CATEGORIES, make_decision_prompts
+    from gill_lite.world.stories import information_ceiling, make_stories
+    from gill_lite.world.streams import STREAMS
 
-    from .corpus import heldout_shapes, make_corpus
-    from .dialogue import make_dialogues
-    from .prompts import make_decision_prompts
-    from .stories import information_ceiling, make_stories
-    from .streams import STREAMS
+    from .formats import export_cc3m, export_decisions, export_vist
 
     w, out = profile.world, Path(out)
     corpus = make_corpus(w)
@@ -50,24 +45,10 @@ def write_world(profile, out) -> dict:
         "image_size": w.image_size,
         "sizes": {**{f"corpus/{k}": len(v) for k, v in corpus.items()}, "stories/eval": len(stories),
                   "decision_prompts": len(prompts), "dialogues": len(dialogues)},
-        "decision_categories": {c: sum(p.category == c for p in prompts) for c in ("corpus", "novel")},
+        "decision_categories": {c: sum(p.category == c for p in prompts) for c in CATEGORIES},
         "heldout_combinations": [s.to_dict() for s in sorted(heldout_shapes(w.seed, w.heldout_fraction))],
         "information_ceiling": information_ceiling(stories),
         "streams": STREAMS,
     }
     atomic_write_json(out / "world.json", summary)
     return summary
-
-
-def run(args) -> int:
-    from gill_lite.config import get_profile
-
-    profile = get_profile(args.profile)
-    out = Path(args.out) if args.out else profile.run_dir / "world"
-    summary = write_world(profile, out)
-    print(f"wrote ShapeStories ({profile.name}) to {out}")
-    for name, n in summary["sizes"].items():
-        print(f"  {name}: {n}")
-    for setting, shares in summary["information_ceiling"].items():
-        print(f"  ceiling {setting}: all four attributes determined in {shares['all']:.0%} of stories")
-    return 0

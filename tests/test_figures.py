@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from gill_lite.plots import image_grid, story_strip
+from gill_lite.figures import image_grid, story_strip
 
 
 def test_image_grid_and_story_strip():
@@ -20,7 +20,7 @@ def test_image_grid_and_story_strip():
 
 
 def test_attribute_histograms():
-    from gill_lite.plots import attribute_histograms
+    from gill_lite.figures import attribute_histograms
     from gill_lite.world.corpus import make_split
 
     fig = attribute_histograms({"train": [e.shape for e in make_split("train", 30)], "heldout": [e.shape for e in make_split("heldout", 10)]})

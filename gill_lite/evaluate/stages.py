@@ -1,4 +1,4 @@
-"""The stage figures of notebooks 01-04 and `bench/gill_stages.py`, measured on ShapeStories ground truth.
+"""The stage metrics of notebooks 01-04 and `bench/gill_stages.py`, measured on ShapeStories ground truth.
 
 - `caption_accuracy`: attributes parsed back from generated captions of held-out images;
 - `img_emission_share`: share of captions after which ``[IMG0]`` is the greedy next token;
@@ -182,8 +182,8 @@ def image_encoder_probe(profile, image_encoder, examples, steps: int = 300) -> d
     (its cached features), tested on ``examples`` (world `Example`s, rendered here). The visual prefix is one
     linear layer, so this is roughly the ceiling of captioning on those images."""
     from ..world.corpus import make_split, render_images
-    from .caches import image_features
-    from .data import training_set
+    from ..train.caches import image_features
+    from ..train.data import training_set
 
     w = profile.world
     feats = image_features(training_set(profile), image_encoder, profile.run_dir / "cache")

@@ -8,7 +8,7 @@ from .tables import MODEL_TITLES
 def story_results_figure(stories, gen, ret=None, n: int = 4, retrieval_name: str = "gill/captions_images"):
     """One row per story (the first ``n`` with examples): frames 1-5 (the 5th is the target), then the last
     image generated under each setting, then the top retrieved image (never one of the story's own)."""
-    from gill_lite.plots import image_grid
+    from gill_lite.figures import image_grid
 
     from .vist import retrieval_pool
 
@@ -33,7 +33,7 @@ def story_results_figure(stories, gen, ret=None, n: int = 4, retrieval_name: str
 
 def dialogue_figure(items, results, n: int = 6):
     """One row per dialogue: the true image, then GILL's and the baseline's image from the Q/A text."""
-    from gill_lite.plots import image_grid
+    from gill_lite.figures import image_grid
 
     names = list(results.examples)
     n = min(n, len(items), *(len(results.examples[k]) for k in names))
