@@ -33,6 +33,7 @@ def main(argv=None) -> dict:
     import torch
 
     from gill_lite.backbones import load_frozen_parts
+    from gill_lite.backbones.recipes import standin_recipe
     from gill_lite.evaluate.chain import chain_lines, chain_stories, measure_chain
     from gill_lite.train.loop import load_gill
     from gill_lite.world.stories import make_stories
@@ -45,7 +46,8 @@ def main(argv=None) -> dict:
     model = load_gill(profile, parts, args.stage)
     w = profile.world
     n_eval = args.n_stories or profile.eval.n_stories
-    fit = chain_stories(make_stories(min(args.n_fit, w.n_lm_stories), w.seed, "lm", w.image_size), w.image_size)
+    n_fit = min(args.n_fit, standin_recipe(profile).lm.n_stories)  # among the stories the LM stand-in read
+    fit = chain_stories(make_stories(n_fit, w.seed, "lm", w.image_size), w.image_size)
     evaluation = chain_stories(make_stories(n_eval, w.seed, "eval", w.image_size), w.image_size)
     chain = measure_chain(model, parts.generator, fit, evaluation, seed=profile.eval.seed, draw=not args.no_draw)
     figures = {"profile": profile.name, "stories": n_eval, "fit_stories": len(fit), **chain_lines(chain)}

@@ -25,6 +25,7 @@ def main(argv=None) -> dict:
     from gill_lite.backbones import load_frozen_parts, standin_dir
     from gill_lite.backbones.cards import update_model_card
     from gill_lite.backbones.quality import card_figures, measure_standins
+    from gill_lite.backbones.recipes import standin_recipe
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=os.environ.get("GILL_PROFILE", "tiny"))
@@ -33,17 +34,17 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     profile = get_profile(args.profile)
-    parts = load_frozen_parts(profile, build_missing=profile.name == "ci")
-    small = profile.name == "ci"
-    figures, samples = measure_standins(parts, profile, n_text=40 if small else 200, n_clip=100 if small else 500,
-                                        n_gen=16 if small else 216)
+    recipe = standin_recipe(profile)
+    parts = load_frozen_parts(profile, build_missing=not recipe.committed)  # committed stand-ins are never rebuilt
+    figures, samples = measure_standins(parts, profile, n_text=recipe.measure_texts, n_clip=recipe.measure_images,
+                                        n_gen=recipe.measure_captions)
     for key, value in figures.items():
         print(f"{key}: {value}")
     print("\nLM greedy samples:")
     for s in samples["lm_greedy"]:
         print(f"  {s!r}")
     atomic_write_json(REPO_ROOT / "runs" / "bench" / "standins.json", {"profile": profile.name, **figures, "samples": samples})
-    if profile.name == "tiny" and not args.no_cards:
+    if recipe.committed and not args.no_cards:  # the committed cards carry the bench's figures
         for part, figs in card_figures(figures).items():
             update_model_card(standin_dir(profile, part), {f"bench: {k}": v for k, v in figs.items()},
                               samples=samples["lm_greedy"] if part == "lm" else None)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gill_lite.backbones.recipes import StandinRecipe, standin_recipe  # noqa: E402
 from gill_lite.config import PROFILE_NAMES, REPO_ROOT, get_profile  # noqa: E402
 from gill_lite.io import atomic_write_json  # noqa: E402
 from gill_lite.world.corpus import heldout_shapes, make_split, render_images, split_sizes  # noqa: E402
@@ -36,11 +37,14 @@ def main() -> dict:
     figures["probe_accuracy_all"] = acc["all"]
     figures["stories_per_s"] = round(_rate(lambda: make_stories(500, seed=0), 500), 1)
     for name in PROFILE_NAMES:
-        w = get_profile(name).world
+        profile = get_profile(name)
+        w = profile.world
         for split, n in split_sizes(w).items():
             figures[f"{name}_{split}_examples"] = n
         figures[f"{name}_eval_stories"] = w.n_stories
-        figures[f"{name}_lm_stories"] = w.n_lm_stories
+        # the stories the LM stand-in reads (its recipe); paper builds no stand-ins: the default recipe's, as before
+        lm = (standin_recipe(profile) if profile.standins else StandinRecipe()).lm
+        figures[f"{name}_lm_stories"] = lm.n_stories
         figures[f"{name}_decision_prompts"] = w.n_decision_prompts
         figures[f"{name}_dialogues"] = w.n_dialogues
         figures[f"{name}_heldout_combinations"] = len(heldout_shapes(w.seed, w.heldout_fraction))

@@ -52,8 +52,9 @@ def _standins_arguments(parser) -> None:
     parser.add_argument("--only", nargs="*", default=list(PARTS), choices=PARTS, help="parts to build")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 is faster on a busy machine)")
     parser.add_argument("--resume-generator", action="store_true", help="continue training the existing generator")
-    parser.add_argument("--unet-minutes", type=float, default=None, help="override generator.unet_train_minutes")
-    parser.add_argument("--unet-lr", type=float, default=None, help="override generator.lr")
+    parser.add_argument("--unet-minutes", type=float, default=None,
+                        help="override the recipe's generator.unet_train_minutes")
+    parser.add_argument("--unet-lr", type=float, default=None, help="override the recipe's generator.lr")
 
 
 def _standins(args) -> int:
@@ -61,14 +62,16 @@ def _standins(args) -> int:
 
     from gill_lite.backbones.build import build_standins, standin_dir
     from gill_lite.backbones.cards import card_summary
+    from gill_lite.backbones.recipes import standin_recipe
     from gill_lite.config import get_profile
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
+    profile = get_profile(args.profile)
     overrides = {k: v for k, v in (("unet_train_minutes", args.unet_minutes), ("lr", args.unet_lr)) if v is not None}
-    profile = get_profile(args.profile, **({"generator": overrides} if overrides else {}))
+    recipe = standin_recipe(profile, **({"generator": overrides} if overrides else {}))
     build_standins(profile, parts=args.only, rebuild=args.rebuild, log=lambda m: print(m, flush=True),
-                   resume_generator=args.resume_generator)
+                   resume_generator=args.resume_generator, recipe=recipe)
     for part in args.only:
         print(card_summary(standin_dir(profile, part)), end="\n\n")
     return 0

@@ -1,6 +1,9 @@
 """Profiles: one dataclass per part, plain values, overridable.
 
-A profile only changes names, sizes and data; the code paths are the same for all of them.
+A profile only changes names, sizes and data; the code paths are the same for all of them. It holds what GILL
+reads: where its frozen parts are (a hub id or a folder) and how to sample them, its own trainable parts and their
+recipe, the data, the evaluation. How the ShapeStories stand-ins of those frozen parts are built and pretrained
+(architectures, steps, learning rates) is their recipe, `gill_lite.backbones.recipes`, named by ``Profile.standins``.
 
     >>> from gill_lite.config import get_profile
     >>> p = get_profile("ci")
@@ -33,7 +36,6 @@ class WorldConfig:
     n_heldout: int = 500  # images of held-out attribute combinations (novel compositions)
     heldout_fraction: float = 0.15  # share of the attribute combinations never shown in training
     n_stories: int = 500  # evaluation stories (the VIST stand-in)
-    n_lm_stories: int = 16000  # narrated stories only the language-model stand-in reads (a separate seed)
     n_decision_prompts: int = 1600  # the PartiPrompts stand-in
     n_dialogues: int = 2000
     seed: int = 0
@@ -41,74 +43,32 @@ class WorldConfig:
 
 @dataclass(frozen=True)
 class LanguageModelConfig:
-    """The frozen LM: a hub id / local folder, and the stand-in's architecture when it is built here."""
+    """The frozen LM: a hub id or a local folder (the stand-in), loaded in ``dtype``. Its sizes are the loaded
+    model's; the stand-in's architecture is its recipe (`gill_lite.backbones.recipes`)."""
 
     name_or_path: str = "models/tiny/lm"  # relative paths are resolved against the repo root
-    hidden_size: int = 128
-    num_layers: int = 6  # 4 layers tracked kind and size through a story but not position (context_trials.md)
-    num_heads: int = 4
-    ffn_dim: int = 512
-    max_positions: int = 128  # the longest context GILL builds (5 captions + 4 images + [IMG]) is about 80
-    block_size: int = 128  # pretraining blocks cover every position GILL uses
-    pretrain_steps: int = 3000
-    batch_size: int = 64
-    lr: float = 1.5e-3
-    seed: int = 0
     dtype: str = "float32"
 
 
 @dataclass(frozen=True)
 class ImageEncoderConfig:
-    """The frozen image encoder (open_clip). ``pretrained`` is an open_clip tag (``openai``) or None."""
+    """The frozen image encoder (open_clip). ``pretrained`` is an open_clip tag (``openai``) or None;
+    ``image_size`` the encoder's input size (training images are resized and centre-cropped to it)."""
 
     name_or_path: str = "models/tiny/clip"
     pretrained: str | None = None
     image_size: int = 32
-    patch_size: int = 8
-    width: int = 128
-    layers: int = 4
-    heads: int = 4
-    embed_dim: int = 128
-    text_width: int = 128
-    text_layers: int = 2
-    context_length: int = 24
-    pretrain_steps: int = 1600  # 400 read kind on held-out combinations at 0.52 (linear probe); 1600 at 0.80
-    batch_size: int = 128
-    lr: float = 7e-4
-    seed: int = 0
-    data: str = "corpus"  # stand-in training data: "corpus" (train split) or "grid" (every combination)
 
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """The frozen text-to-image generator (a diffusers StableDiffusionPipeline)."""
+    """The frozen text-to-image generator (a diffusers StableDiffusionPipeline) and how GILL samples it. Its text
+    encoder's length and width (GILL's generation target) are the loaded pipeline's."""
 
     name_or_path: str = "models/tiny/generator"
     num_inference_steps: int = 20
     guidance_scale: float = 1.0
-    max_length: int = 16  # the text encoder's sequence length: 77 at paper scale
-    text_width: int = 128
-    text_layers: int = 2
-    unet_channels: tuple[int, ...] = (32, 64, 64, 64)
-    # which UNet levels cross-attend to the text (32, 16, 8, 4 px): attention at 16 px cost 2.5x per step on CPU
-    unet_cross_attention: tuple[bool, ...] = (False, False, True, True)
-    text_pretrain_steps: int = 300
-    unet_train_steps: int = 3000
-    batch_size: int = 32
-    lr: float = 1e-3
-    seed: int = 0
     dtype: str = "float32"
-    # stand-in recipe (cpu_feasibility.md): a contrastively pretrained, then frozen, CLIP text tower; a pixel-space
-    # UNet with v-prediction, EMA and 10% empty captions
-    text_heads: int = 4
-    vision_layers: int = 2  # the generator CLIP's vision tower only teaches its text tower; it is discarded
-    text_batch_size: int = 216  # every combination once per contrastive batch
-    text_lr: float = 7e-4
-    unet_layers_per_block: int = 1
-    attention_head_dim: int = 32
-    ema_decay: float = 0.998
-    uncond_prob: float = 0.1
-    unet_train_minutes: float = 30.0  # > 0: stop (and finish the cosine schedule) at this wall-clock budget
 
 
 @dataclass(frozen=True)
@@ -200,15 +160,13 @@ class Profile:
     lm: LanguageModelConfig = field(default_factory=LanguageModelConfig)
     image_encoder: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    eval_clip: ImageEncoderConfig = field(
-        default_factory=lambda: ImageEncoderConfig(name_or_path="models/tiny/eval_clip", seed=1, data="grid",
-                                                   pretrain_steps=400)
-    )
+    eval_clip: ImageEncoderConfig = field(default_factory=lambda: ImageEncoderConfig(name_or_path="models/tiny/eval_clip"))
     train: TrainConfig = field(default_factory=TrainConfig)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     data: DataConfig = field(default_factory=DataConfig)
     uses_world: bool = True  # ShapeStories data and stand-ins (tiny, ci) or hub models and real data (paper)
+    standins: str | None = "tiny"  # the recipe that builds the stand-ins (`gill_lite.backbones.recipes`); None: hub
 
     @property
     def run_dir(self) -> Path:
@@ -270,26 +228,13 @@ def _ci() -> Profile:
     return Profile(
         name="ci",
         world=WorldConfig(
-            n_train=400, n_val=60, n_test=100, n_heldout=60, n_stories=40, n_lm_stories=200,
-            n_decision_prompts=160, n_dialogues=100,
+            n_train=400, n_val=60, n_test=100, n_heldout=60, n_stories=40, n_decision_prompts=160, n_dialogues=100,
         ),
-        lm=LanguageModelConfig(
-            name_or_path="models/lm", hidden_size=64, num_layers=2, num_heads=2, ffn_dim=128,
-            pretrain_steps=60, batch_size=32,
-        ),
-        image_encoder=ImageEncoderConfig(
-            name_or_path="models/clip", width=64, layers=2, heads=2, embed_dim=64, text_width=64,
-            text_layers=1, pretrain_steps=40, batch_size=64,
-        ),
-        eval_clip=ImageEncoderConfig(
-            name_or_path="models/eval_clip", width=64, layers=2, heads=2, embed_dim=64, text_width=64,
-            text_layers=1, pretrain_steps=40, batch_size=64, seed=1, data="grid",
-        ),
-        generator=GeneratorConfig(
-            name_or_path="models/generator", num_inference_steps=4, text_width=64, text_layers=1,
-            unet_channels=(16, 32), unet_cross_attention=(False, True), text_pretrain_steps=30, unet_train_steps=30, batch_size=8,
-            text_batch_size=32, vision_layers=1, unet_train_minutes=0.0,
-        ),
+        # relative folders that are not in the repo resolve under the run dir: built there on first use
+        lm=LanguageModelConfig(name_or_path="models/lm"),
+        image_encoder=ImageEncoderConfig(name_or_path="models/clip"),
+        eval_clip=ImageEncoderConfig(name_or_path="models/eval_clip"),
+        generator=GeneratorConfig(name_or_path="models/generator", num_inference_steps=4),
         train=TrainConfig(
             mapper_d_model=32, mapper_heads=2, mapper_encoder_layers=1, mapper_decoder_layers=1,
             mapper_ffn=64, retrieval_dim=32, steps=30, batch_size=16, warmup_steps=5, decay_every=20,
@@ -297,6 +242,7 @@ def _ci() -> Profile:
         ),
         decision=DecisionConfig(n_train=40, steps=100),
         eval=EvalConfig(n_stories=20, retrieval_pool=100, bootstrap=100),
+        standins="ci",
     )
 
 
@@ -311,7 +257,7 @@ def _paper() -> Profile:
         eval_clip=ImageEncoderConfig(name_or_path="ViT-L-14-quickgelu", pretrained="openai", image_size=224),
         generator=GeneratorConfig(
             name_or_path="stable-diffusion-v1-5/stable-diffusion-v1-5", num_inference_steps=50,
-            guidance_scale=7.5, max_length=77, dtype="float16",
+            guidance_scale=7.5, dtype="float16",
         ),
         train=TrainConfig(),
         eval=EvalConfig(n_stories=4990, retrieval_pool=0, lpips=True),
@@ -321,6 +267,7 @@ def _paper() -> Profile:
             decision_tsv="data/partiprompts/decisions.tsv", visdial_json="data/visdial/visdial_1.0_val.json",
         ),
         uses_world=False,
+        standins=None,
     )
 
 
@@ -356,15 +303,22 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
 
     ``get_profile("tiny", train={"steps": 10})`` changes one value and keeps the rest.
     """
-    profile = _BUILDERS[profile_name(name)]()
+    return with_overrides(_BUILDERS[profile_name(name)](), **overrides)
+
+
+def with_overrides(obj, **overrides):
+    """A copy of the dataclass ``obj`` (a `Profile`, or a stand-in recipe) with ``part=dict(...)`` or
+    ``part=value`` overrides; a dict changes the named fields of that part and keeps the rest. Unknown parts
+    or fields are a `TypeError` naming the valid ones."""
     for part, value in overrides.items():
-        if not hasattr(profile, part):
-            raise TypeError(f"profile has no part {part!r}; parts: {[f.name for f in dataclasses.fields(profile)]}")
+        if not hasattr(obj, part):
+            raise TypeError(f"{type(obj).__name__.lower()} has no part {part!r}; parts: "
+                            f"{[f.name for f in dataclasses.fields(obj)]}")
         if isinstance(value, dict):
-            current = getattr(profile, part)
+            current = getattr(obj, part)
             unknown = set(value) - {f.name for f in dataclasses.fields(current)}
             if unknown:
                 raise TypeError(f"{type(current).__name__} has no field(s) {sorted(unknown)}")
             value = replace(current, **value)
-        profile = replace(profile, **{part: value})
-    return profile
+        obj = replace(obj, **{part: value})
+    return obj

@@ -12,10 +12,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _quick_ci():
-    # the ci profile with even fewer steps: this test checks the plumbing, CI's notebooks use the ci values
-    return get_profile("ci", lm={"pretrain_steps": 3}, image_encoder={"pretrain_steps": 2},
-                       eval_clip={"pretrain_steps": 2},
-                       generator={"text_pretrain_steps": 2, "unet_train_steps": 2})
+    """The ci profile and its stand-in recipe with even fewer steps: this test checks the plumbing, CI's notebooks
+    use the ci recipe."""
+    from gill_lite.backbones.recipes import standin_recipe
+
+    profile = get_profile("ci")
+    return profile, standin_recipe(profile, lm={"pretrain_steps": 3}, image_encoder={"pretrain_steps": 2},
+                                   eval_clip={"pretrain_steps": 2},
+                                   generator={"text_pretrain_steps": 2, "unet_train_steps": 2})
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +30,9 @@ def built(tmp_path_factory):
     torch.set_num_threads(1)
     from gill_lite.backbones import ensure_standins
 
-    profile = _quick_ci()
-    figures = ensure_standins(profile, log=lambda m: None)
-    yield profile, figures
+    profile, recipe = _quick_ci()
+    figures = ensure_standins(profile, log=lambda m: None, recipe=recipe)
+    yield profile, recipe, figures
     if old is None:
         os.environ.pop("GILL_RUNS_DIR")
     else:
@@ -38,7 +42,7 @@ def built(tmp_path_factory):
 def test_ci_standins_are_built_with_cards(built):
     from gill_lite.backbones import standin_dir
 
-    profile, figures = built
+    profile, _, figures = built
     assert set(figures) == {"lm", "clip", "eval_clip", "generator"}
     for part in figures:
         folder = standin_dir(profile, part)
@@ -54,21 +58,21 @@ def test_ci_standins_are_built_with_cards(built):
 def test_second_call_builds_nothing(built):
     from gill_lite.backbones import ensure_standins
 
-    profile, _ = built
+    profile, _, _ = built
     assert ensure_standins(profile, log=lambda m: None) == {}
 
 
 def test_load_frozen_parts_gives_consistent_shapes(built):
     from gill_lite.backbones import load_frozen_parts
 
-    profile, _ = built
+    profile, recipe, _ = built
     parts = load_frozen_parts(profile, build_missing=False)
-    assert parts.lm.hidden_size == profile.lm.hidden_size
-    assert parts.image_encoder.hidden_size == profile.image_encoder.width
-    assert (parts.generator.max_length, parts.generator.text_width) == (profile.generator.max_length, profile.generator.text_width)
+    assert parts.lm.hidden_size == recipe.lm.hidden_size
+    assert parts.image_encoder.hidden_size == recipe.image_encoder.width
+    assert (parts.generator.max_length, parts.generator.text_width) == (recipe.generator.max_length, recipe.generator.text_width)
     images = np.zeros((2, 32, 32, 3), np.uint8)
-    assert parts.image_encoder.encode(images).shape == (2, profile.image_encoder.width)
-    assert parts.eval_clip.embed_images(images).shape == (2, profile.eval_clip.embed_dim)
+    assert parts.image_encoder.encode(images).shape == (2, recipe.image_encoder.width)
+    assert parts.eval_clip.embed_images(images).shape == (2, recipe.eval_clip.embed_dim)
     names = parts.config_names
     assert len(set(names.values())) == 4 and all(names.values())
     # the two CLIPs are trained separately: different weights
@@ -89,12 +93,13 @@ def test_paper_profile_never_builds():
 def test_generator_resume_continues_the_unet_only(built):
     from gill_lite.backbones import build_standins, load_generator, standin_dir
 
-    profile, _ = built
+    profile, recipe, _ = built
     before = load_generator(profile)
-    figures = build_standins(profile, parts=("generator",), resume_generator=True, log=lambda m: None)["generator"]
+    figures = build_standins(profile, parts=("generator",), resume_generator=True, log=lambda m: None,
+                             recipe=recipe)["generator"]
     after = load_generator(profile)
-    assert figures["unet_steps"] == 2 * profile.generator.unet_train_steps
-    assert figures["unet_resumed_after_steps"] == profile.generator.unet_train_steps
+    assert figures["unet_steps"] == 2 * recipe.generator.unet_train_steps
+    assert figures["unet_resumed_after_steps"] == recipe.generator.unet_train_steps
     for a, b in zip(before.pipeline.text_encoder.parameters(), after.pipeline.text_encoder.parameters()):
         assert torch.equal(a, b)
     assert any(not torch.equal(a, b) for a, b in zip(before.pipeline.unet.parameters(), after.pipeline.unet.parameters()))

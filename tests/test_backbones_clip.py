@@ -9,6 +9,7 @@ from PIL import Image
 from gill_lite.backbones.image_encoder import (
     clip_recall, load_image_encoder, save_open_clip_folder, tiny_clip_config,
 )
+from gill_lite.backbones.recipes import standin_recipe
 from gill_lite.backbones.tokenizer import build_word_tokenizer, world_words
 from gill_lite.config import get_profile
 
@@ -29,12 +30,13 @@ def standin_folder(tmp_path_factory):
     import open_clip
 
     folder = tmp_path_factory.mktemp("clip")
-    cfg = get_profile("ci").image_encoder
+    profile = get_profile("ci")
+    cfg, size = standin_recipe(profile).image_encoder, profile.image_encoder.image_size
     tok = build_word_tokenizer(world_words(), template="eos", model_max_length=cfg.context_length)
-    model_cfg = tiny_clip_config(cfg, len(tok), tokenizer_dir=".")
+    model_cfg = tiny_clip_config(cfg, len(tok), size, tokenizer_dir=".")
     torch.manual_seed(0)
     model = open_clip.CLIP(**model_cfg).eval()
-    save_open_clip_folder(model, model_cfg, folder, tokenizer=tok, image_size=cfg.image_size)
+    save_open_clip_folder(model, model_cfg, folder, tokenizer=tok, image_size=size)
     return folder, model
 
 

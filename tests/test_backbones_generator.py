@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gill_lite.backbones.generator import build_pipeline, load_generator, pixel_vae, schedulers, tiny_unet
+from gill_lite.backbones.recipes import standin_recipe
 from gill_lite.backbones.tokenizer import build_word_tokenizer, world_words
 from gill_lite.config import get_profile
 
@@ -29,7 +30,7 @@ def _text_encoder(width, max_length, layers=1, heads=2, vocab=None):
 def pixel_folder(tmp_path_factory):
     """A stand-in-style pipeline: pixel-space UNet, one-block VAE, word-level tokenizer."""
     folder = tmp_path_factory.mktemp("gen")
-    cfg = get_profile("ci").generator
+    cfg = standin_recipe(get_profile("ci")).generator
     tok = build_word_tokenizer(world_words(), template="eos", model_max_length=cfg.max_length)
     torch.manual_seed(0)
     pipe = build_pipeline(tiny_unet(cfg, 32), _text_encoder(cfg.text_width, cfg.max_length, vocab=len(tok)), tok,
@@ -94,7 +95,7 @@ def test_latent_space_pipeline_decodes_with_its_vae(tmp_path):
 
 def test_paper_shaped_text_encoder_77x768(tmp_path):
     """SD v1.5's text encoder width and length (77 x 768) at one layer: the GILL generation target's shape."""
-    cfg = get_profile("ci").generator
+    cfg = standin_recipe(get_profile("ci")).generator
     tok = build_word_tokenizer(world_words(), template="eos", model_max_length=77)
     torch.manual_seed(0)
     from dataclasses import replace
@@ -102,7 +103,7 @@ def test_paper_shaped_text_encoder_77x768(tmp_path):
     unet = tiny_unet(replace(cfg, text_width=768), 32)
     pipe = build_pipeline(unet, _text_encoder(768, 77, heads=12, vocab=len(tok)), tok, schedulers()[1])
     pipe.save_pretrained(tmp_path)
-    gen = load_generator(_profile(tmp_path, max_length=77))
+    gen = load_generator(_profile(tmp_path))
     assert (gen.max_length, gen.text_width) == (77, 768)
     emb = gen.encode_text(["a red circle.", ""])
     assert emb.shape == (2, 77, 768)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from gill_lite.backbones.language_model import build_tiny_tokenizer, load_language_model, tiny_opt_config
+from gill_lite.backbones.recipes import standin_recipe
 from gill_lite.backbones.tokenizer import world_words
 from gill_lite.config import get_profile
 
@@ -17,7 +18,7 @@ def _profile(path, **lm):
 
 def _save_opt(tmp_path, hidden=32, layers=2, heads=2, ffn=64, dtype=torch.float32):
     tok = build_tiny_tokenizer(world_words())
-    cfg = get_profile("ci").lm
+    cfg = standin_recipe(get_profile("ci")).lm
     from dataclasses import replace
 
     from transformers import OPTForCausalLM
@@ -34,7 +35,8 @@ def test_tokenizer_covers_world_texts_and_prepends_bos():
     from gill_lite.world.text import lm_pretraining_texts
 
     tok = build_tiny_tokenizer(world_words())
-    texts = lm_pretraining_texts(get_profile("ci").world)[::25]
+    ci = get_profile("ci")
+    texts = lm_pretraining_texts(ci.world, standin_recipe(ci).lm.n_stories)[::25]
     for text in texts:
         ids = tok(text).input_ids
         assert ids[0] == tok.bos_token_id == tok.eos_token_id == 1

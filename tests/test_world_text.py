@@ -3,6 +3,7 @@ import re
 
 import numpy as np
 
+from gill_lite.backbones.recipes import standin_recipe
 from gill_lite.config import get_profile
 from gill_lite.world.attributes import Scene, Shape
 from gill_lite.world.corpus import heldout_shapes, train_shapes
@@ -12,6 +13,7 @@ from gill_lite.world.stories import make_stories
 from gill_lite.world.text import lm_pretraining_texts, word_tokens, world_vocabulary
 
 CI = get_profile("ci").world
+N_LM_STORIES = standin_recipe(get_profile("ci")).lm.n_stories  # the LM stand-in's stories
 
 
 def test_word_tokens():
@@ -22,19 +24,19 @@ def test_word_tokens():
 def test_every_world_text_is_in_the_vocabulary():
     vocab = world_vocabulary()
     assert vocab == world_vocabulary() and len(vocab) == len(set(vocab))  # deterministic, no repeats
-    texts = lm_pretraining_texts(CI)
+    texts = lm_pretraining_texts(CI, N_LM_STORIES)
     texts += [p.text for p in make_decision_prompts(300)] + [s.text for s in make_stories(100)]
     unknown = {t for text in texts for t in word_tokens(text)} - set(vocab)
     assert not unknown
 
 
 def test_lm_texts_hold_captions_stories_dialogues_but_no_eval_story():
-    texts = lm_pretraining_texts(CI)
-    assert len(texts) == CI.n_train + CI.n_lm_stories + CI.n_dialogues
+    texts = lm_pretraining_texts(CI, N_LM_STORIES)
+    assert len(texts) == CI.n_train + N_LM_STORIES + CI.n_dialogues
     assert any(t.startswith("Q:") or "\nQ: " in t for t in texts)
     eval_texts = {s.text for s in make_stories(CI.n_stories, CI.seed, "eval")}
     assert not eval_texts & set(texts)
-    assert lm_pretraining_texts(CI) == texts  # seeded
+    assert lm_pretraining_texts(CI, N_LM_STORIES) == texts  # seeded
 
 
 def test_dialogue_answers_come_from_the_scene():

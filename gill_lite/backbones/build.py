@@ -2,8 +2,9 @@
 
     gill-lite standins --profile tiny [--rebuild] [--only lm clip eval_clip generator]
 
-Each part goes to ``profile.resolve(profile.<part>.name_or_path)`` (``models/tiny/<part>`` at tiny,
-``<run_dir>/models/<part>`` at ci) with a MODEL_CARD.md; a part whose folder exists is skipped unless rebuilt.
+Each part is built by the profile's stand-in recipe (`gill_lite.backbones.recipes`) into
+``profile.resolve(profile.<part>.name_or_path)`` (``models/tiny/<part>`` at tiny, ``<run_dir>/models/<part>`` at
+ci) with a MODEL_CARD.md; a part whose folder exists is skipped unless rebuilt.
 """
 from __future__ import annotations
 
@@ -18,14 +19,18 @@ _MARKER = {"lm": "config.json", "clip": "open_clip_config.json", "eval_clip": "o
 
 
 def standin_dir(profile, part: str) -> Path:
-    """Where a stand-in lives: relative names resolve under the repo (tiny) or the run dir (ci)."""
+    """Where a stand-in lives: a relative name resolves under the repo for committed stand-ins (the recipe's
+    ``committed``: tiny) or when the repo has that folder, else under the run dir (ci)."""
     from gill_lite.config import REPO_ROOT
+
+    from .recipes import standin_recipe
 
     name = getattr(profile, _FIELD[part]).name_or_path
     path = Path(name)
     if path.is_absolute():
         return path
-    if profile.name == "tiny" or (REPO_ROOT / path).exists():
+    committed = profile.standins is not None and standin_recipe(profile).committed
+    if committed or (REPO_ROOT / path).exists():
         return REPO_ROOT / path
     return profile.run_dir / path
 
@@ -34,20 +39,24 @@ def _built(folder: Path, part: str) -> bool:
     return (folder / _MARKER[part]).is_file() and (folder / "MODEL_CARD.md").is_file()
 
 
-def build_standins(profile, parts=PARTS, rebuild: bool = False, log=print, resume_generator: bool = False) -> dict:
+def build_standins(profile, parts=PARTS, rebuild: bool = False, log=print, resume_generator: bool = False,
+                   recipe=None) -> dict:
     """Pretrain the requested stand-ins (LM, CLIPs first: others need them early; the generator last).
 
-    ``resume_generator``: continue training an existing generator's UNet (same text encoder) for another
-    schedule of ``profile.generator`` steps/minutes, replacing the folder when done.
+    ``recipe``: a `StandinRecipe` (default: the profile's, `standin_recipe`). ``resume_generator``: continue
+    training an existing generator's UNet (same text encoder) for another schedule of the recipe's
+    steps/minutes, replacing the folder when done. Returns each built part's measured figures.
     """
     import torch
 
     from .generator import pretrain_generator
     from .image_encoder import pretrain_clip
     from .language_model import pretrain_language_model
+    from .recipes import standin_recipe
 
     if not profile.uses_world:
         raise ValueError(f"profile {profile.name!r} uses hub models; stand-ins exist for ShapeStories profiles only")
+    recipe = recipe or standin_recipe(profile)
     figures = {}
     for part in parts:
         if part not in PARTS:
@@ -63,11 +72,12 @@ def build_standins(profile, parts=PARTS, rebuild: bool = False, log=print, resum
         log(f"building {part} -> {folder}")
         torch.manual_seed(0)
         if part == "lm":
-            figures[part] = pretrain_language_model(profile, tmp, log=log)
+            figures[part] = pretrain_language_model(profile, recipe.lm, tmp, log=log)
         elif part == "generator":
-            figures[part] = pretrain_generator(profile, tmp, log=log, resume_from=folder if resume else None)
+            figures[part] = pretrain_generator(profile, recipe.generator, tmp, log=log,
+                                               resume_from=folder if resume else None)
         else:
-            figures[part] = pretrain_clip(profile, _FIELD[part], tmp, log=log)
+            figures[part] = pretrain_clip(profile, _FIELD[part], getattr(recipe, _FIELD[part]), tmp, log=log)
         if folder.exists():  # replaced only once its successor is complete: an interrupted build loses nothing
             shutil.rmtree(folder)
         tmp.rename(folder)  # a half-built folder never looks finished
@@ -75,8 +85,8 @@ def build_standins(profile, parts=PARTS, rebuild: bool = False, log=print, resum
     return figures
 
 
-def ensure_standins(profile, rebuild: bool = False, log=print) -> dict:
+def ensure_standins(profile, rebuild: bool = False, log=print, recipe=None) -> dict:
     """Build whatever stand-in is missing (all of them with ``rebuild``); a no-op for ``paper``."""
     if not profile.uses_world:
         return {}
-    return build_standins(profile, rebuild=rebuild, log=log)
+    return build_standins(profile, rebuild=rebuild, log=log, recipe=recipe)

@@ -153,7 +153,7 @@ def load_generator(profile, device: str | None = None) -> ImageGenerator:
 
 
 def tiny_clip_model(cfg, vocab_size: int, image_size: int):
-    """The transformers `CLIPModel` whose text tower becomes the stand-in pipeline's text encoder."""
+    """The transformers `CLIPModel` (of a `GeneratorRecipe`) whose text tower becomes the stand-in's text encoder."""
     from transformers import CLIPConfig, CLIPModel
 
     text = dict(vocab_size=vocab_size, hidden_size=cfg.text_width, intermediate_size=4 * cfg.text_width,
@@ -165,7 +165,8 @@ def tiny_clip_model(cfg, vocab_size: int, image_size: int):
 
 
 def tiny_unet(cfg, image_size: int):
-    """A stock `UNet2DConditionModel` in pixel space; cross-attention at the coarse levels only (CPU cost)."""
+    """A stock `UNet2DConditionModel` in pixel space, from a `GeneratorRecipe`; cross-attention at the coarse levels
+    only (CPU cost)."""
     from diffusers import UNet2DConditionModel
 
     ch = tuple(cfg.unet_channels)
@@ -277,8 +278,9 @@ def generator_accuracy(generator: ImageGenerator, examples, seed: int = 0) -> di
     return {k: round(v, 4) for k, v in attribute_accuracy(images, [e.shape for e in examples]).items()}
 
 
-def pretrain_generator(profile, out_dir, log=print, resume_from=None) -> dict:
-    """Build the stand-in pipeline: pretrain + freeze the text encoder, train the pixel UNet, save, evaluate.
+def pretrain_generator(profile, recipe, out_dir, log=print, resume_from=None) -> dict:
+    """Build the stand-in pipeline of ``recipe`` (a `GeneratorRecipe`): pretrain + freeze the text encoder, train
+    the pixel UNet, save, evaluate (sampled as ``profile.generator`` says).
 
     ``resume_from`` (a stand-in generator folder): keep its text encoder and tokenizer and continue training
     its (EMA) UNet for another schedule, instead of starting from scratch.
@@ -293,7 +295,7 @@ def pretrain_generator(profile, out_dir, log=print, resume_from=None) -> dict:
 
     from .worlddata import to_unit_tensor, world_grid
 
-    cfg = profile.generator
+    cfg, sampling = recipe, profile.generator
     size = profile.world.image_size
     grid = world_grid(size)
     train_sched, sample_sched = schedulers()
@@ -322,7 +324,7 @@ def pretrain_generator(profile, out_dir, log=print, resume_from=None) -> dict:
     images = torch.stack([to_unit_tensor(im) for im in grid.images])  # (216, J, 3, H, W)
     captions = [c for caps in grid.captions for c in caps]
     n_cap = len(grid.captions[0])
-    gen = ImageGenerator(pipe, "", cfg.num_inference_steps, cfg.guidance_scale)
+    gen = ImageGenerator(pipe, "", sampling.num_inference_steps, sampling.guidance_scale)
     states = gen.encode_text(captions).view(len(grid.shapes), n_cap, cfg.max_length, -1)
     empty = gen.encode_text([""])[0]
 
@@ -387,20 +389,23 @@ def pretrain_generator(profile, out_dir, log=print, resume_from=None) -> dict:
     n_unet = sum(p.numel() for p in unet.parameters())
     write_model_card(
         out_dir, title="Image generator stand-in (diffusers StableDiffusionPipeline, pixel space)",
-        config=dict(vars(cfg)) | {"unet_parameters": n_unet, "text_encoder_parameters": sum(p.numel() for p in text_encoder.parameters()),
-                                  "image_size": size, "scheduler": "DDIM (trailing), squaredcos_cap_v2, v_prediction"},
+        config={"num_inference_steps": sampling.num_inference_steps, "guidance_scale": sampling.guidance_scale,
+                **vars(cfg), "unet_parameters": n_unet,
+                "text_encoder_parameters": sum(p.numel() for p in text_encoder.parameters()),
+                "image_size": size, "scheduler": "DDIM (trailing), squaredcos_cap_v2, v_prediction"},
         data=f"world grid: all {len(grid.shapes)} combinations x {images.shape[1]} jitters x {n_cap} caption templates "
              "(as SD was trained on far more than GILL's corpus, it can draw GILL's held-out combinations)",
-        recipe=_recipe(cfg, n_unet, step, unet_s, previous_recipe),
+        recipe=_recipe(cfg, sampling, n_unet, step, unet_s, previous_recipe),
         figures=figures | {"note": f"probe accuracy on images generated from {n_eval} held-out captions per split"},
     )
     log(f"generator: {figures}")
     return figures
 
 
-def _recipe(cfg, n_unet: int, steps: int, seconds: float, previous: str | None) -> str:
-    """The card's training paragraph; a resumed run appends its continuation to the previous one."""
-    sampling = (f" Sampling: DDIM {cfg.num_inference_steps} steps, guidance {cfg.guidance_scale}, "
+def _recipe(cfg, sampling_cfg, n_unet: int, steps: int, seconds: float, previous: str | None) -> str:
+    """The card's training paragraph (``cfg`` the recipe, ``sampling_cfg`` the profile's generator); a resumed
+    run appends its continuation to the previous one."""
+    sampling = (f" Sampling: DDIM {sampling_cfg.num_inference_steps} steps, guidance {sampling_cfg.guidance_scale}, "
                 "`output_type='latent'` (pixel space).")
     if previous:
         return (previous.split(" Sampling:")[0] + f" Resumed from the EMA weights: {steps} more steps, AdamW "

@@ -222,11 +222,11 @@ def load_image_encoder(profile, which: str = "image_encoder", device: str | None
     )
 
 
-def tiny_clip_config(cfg, vocab_size: int, tokenizer_dir: str = ".") -> dict:
-    """An open_clip ``model_cfg`` for a stand-in CLIP, from an `ImageEncoderConfig`."""
+def tiny_clip_config(cfg, vocab_size: int, image_size: int, tokenizer_dir: str = ".") -> dict:
+    """An open_clip ``model_cfg`` for a stand-in CLIP of input size ``image_size``, from a `ClipRecipe`."""
     return {
         "embed_dim": cfg.embed_dim,
-        "vision_cfg": {"image_size": cfg.image_size, "layers": cfg.layers, "width": cfg.width,
+        "vision_cfg": {"image_size": image_size, "layers": cfg.layers, "width": cfg.width,
                        "patch_size": cfg.patch_size, "head_width": cfg.width // cfg.heads},
         "text_cfg": {"context_length": cfg.context_length, "vocab_size": vocab_size, "width": cfg.text_width,
                      "heads": cfg.heads, "layers": cfg.text_layers,
@@ -285,8 +285,9 @@ def clip_eval_sets(world_cfg, n: int = 500) -> dict:
     return out
 
 
-def pretrain_clip(profile, which: str, out_dir, log=print) -> dict:
-    """Train a stand-in CLIP contrastively and save it as an open_clip folder with a model card.
+def pretrain_clip(profile, which: str, recipe, out_dir, log=print) -> dict:
+    """Train the stand-in CLIP of ``recipe`` (a `ClipRecipe`) contrastively and save it as an open_clip folder
+    with a model card; its input size is ``profile.<which>.image_size``.
 
     ``image_encoder`` reads the corpus train split; ``eval_clip`` (a different seed) reads the world grid,
     every combination (see `gill_lite.backbones.worlddata`), so it can judge novel compositions too.
@@ -300,16 +301,16 @@ def pretrain_clip(profile, which: str, out_dir, log=print) -> dict:
 
     from .worlddata import corpus_groups, world_grid
 
-    cfg = _part_config(profile, which)
+    cfg, image_size = recipe, _part_config(profile, which).image_size
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng([cfg.seed, 7])
     tokenizer = build_word_tokenizer(world_words(), template="eos", model_max_length=cfg.context_length)
-    model_cfg = tiny_clip_config(cfg, len(tokenizer), tokenizer_dir=".")
+    model_cfg = tiny_clip_config(cfg, len(tokenizer), image_size, tokenizer_dir=".")
     model = open_clip.CLIP(**model_cfg)
     # written first (weights again at the end): open_clip reads the tokenizer through this folder's config
-    save_open_clip_folder(model, model_cfg, out_dir, tokenizer=tokenizer, image_size=cfg.image_size)
+    save_open_clip_folder(model, model_cfg, out_dir, tokenizer=tokenizer, image_size=image_size)
     w = profile.world
     if cfg.data == "corpus":
         data = corpus_groups(make_split("train", w.n_train, w.seed, w.heldout_fraction, w.image_size), w.image_size)
@@ -318,7 +319,7 @@ def pretrain_clip(profile, which: str, out_dir, log=print) -> dict:
         data = world_grid(w.image_size)
         data_text = (f"world grid: all {len(data.shapes)} combinations x {len(data.images[0])} jitters x "
                      f"{len(data.captions[0])} caption templates")
-    enc = ImageEncoder(model, open_clip.get_tokenizer(f"local-dir:{out_dir}"), cfg.image_size, OPENAI_MEAN, OPENAI_STD, "")
+    enc = ImageEncoder(model, open_clip.get_tokenizer(f"local-dir:{out_dir}"), image_size, OPENAI_MEAN, OPENAI_STD, "")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.1)
     warmup = max(1, cfg.pretrain_steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -341,7 +342,7 @@ def pretrain_clip(profile, which: str, out_dir, log=print) -> dict:
             bar.set_postfix(loss=f"{loss.item():.3f}")
     train_s = time.time() - t0
     model.eval()
-    save_open_clip_folder(model, model_cfg, out_dir, image_size=cfg.image_size)
+    save_open_clip_folder(model, model_cfg, out_dir, image_size=image_size)
     loaded = load_image_encoder(with_path(profile, which, out_dir), which)
     figures = {}
     for split, (images, captions, shapes) in clip_eval_sets(w, n=min(500, w.n_test)).items():
@@ -350,7 +351,7 @@ def pretrain_clip(profile, which: str, out_dir, log=print) -> dict:
     n_params = sum(p.numel() for p in model.parameters())
     write_model_card(
         out_dir, title=f"CLIP stand-in ({which}, open_clip)",
-        config=dict(vars(cfg)) | {"vocab_size": len(tokenizer), "parameters": n_params},
+        config={"image_size": image_size, **vars(cfg), "vocab_size": len(tokenizer), "parameters": n_params},
         data=data_text + "; every batch holds distinct combinations (no false negatives)",
         recipe=f"symmetric InfoNCE, AdamW lr {cfg.lr}, wd 0.1, warm-up {warmup} then cosine, {cfg.pretrain_steps} "
                f"steps of batch {cfg.batch_size}, seed {cfg.seed}, {train_s / 60:.1f} min on CPU",

@@ -84,7 +84,7 @@ def build_tiny_tokenizer(words, model_max_length: int = 128):
 
 
 def tiny_opt_config(lm_cfg, vocab_size: int):
-    """An `OPTConfig` from ``profile.lm`` with the stand-in tokenizer's special ids."""
+    """An `OPTConfig` from a `LanguageModelRecipe` with the stand-in tokenizer's special ids."""
     from transformers import OPTConfig
 
     return OPTConfig(
@@ -159,8 +159,9 @@ def heldout_texts(world_cfg, n: int = 200) -> dict[str, list[str]]:
     return {"captions": captions, "stories": stories}
 
 
-def pretrain_language_model(profile, out_dir, log=print) -> dict:
-    """Pretrain the stand-in OPT on `lm_pretraining_texts` and save it (model, tokenizer, MODEL_CARD.md).
+def pretrain_language_model(profile, recipe, out_dir, log=print) -> dict:
+    """Pretrain the stand-in OPT of ``recipe`` (a `LanguageModelRecipe`) on `lm_pretraining_texts` of the
+    profile's world and save it (model, tokenizer, MODEL_CARD.md).
 
     Returns the measured figures (held-out perplexities, greedy samples, time).
     """
@@ -170,11 +171,11 @@ def pretrain_language_model(profile, out_dir, log=print) -> dict:
 
     from gill_lite.world.text import lm_pretraining_texts
 
-    cfg = profile.lm
+    cfg = recipe
     torch.manual_seed(cfg.seed)
     tokenizer = build_tiny_tokenizer(world_words(), model_max_length=cfg.max_positions)
     model = OPTForCausalLM(tiny_opt_config(cfg, len(tokenizer)))
-    texts = lm_pretraining_texts(profile.world)
+    texts = lm_pretraining_texts(profile.world, cfg.n_stories)
     block = min(cfg.block_size, cfg.max_positions)
     data = _pack(texts, tokenizer, block)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.01)
@@ -206,7 +207,7 @@ def pretrain_language_model(profile, out_dir, log=print) -> dict:
     write_model_card(
         out_dir, title="Language model stand-in (OPT architecture)",
         config=dict(vars(cfg)) | {"vocab_size": len(tokenizer), "parameters": n_params, "block": block},
-        data=f"`lm_pretraining_texts(world)`: {len(texts)} texts (train-split captions, narrated 'lm'-stream stories, "
+        data=f"`lm_pretraining_texts(world, {cfg.n_stories})`: {len(texts)} texts (train-split captions, narrated 'lm'-stream stories, "
              f"Q/A dialogues), packed into {len(data)} blocks of {block} tokens",
         recipe=f"AdamW lr {cfg.lr}, betas (0.9, 0.95), wd 0.01, warm-up {warmup} then cosine, {cfg.pretrain_steps} "
                f"steps of batch {cfg.batch_size}, seed {cfg.seed}, {train_s / 60:.1f} min on CPU",

@@ -18,6 +18,8 @@ def measure_standins(parts, profile, n_text: int = 200, n_clip: int = 500, n_gen
     from gill_lite.world.corpus import make_split, render_images
     from gill_lite.world.probe import attribute_accuracy
 
+    from .recipes import standin_recipe
+
     w = profile.world
     figures: dict = {}
     lm = parts.lm
@@ -29,8 +31,9 @@ def measure_standins(parts, profile, n_text: int = 200, n_clip: int = 500, n_gen
         for split, (images, captions, shapes) in sets.items():
             for k, v in clip_recall(enc, images, captions, shapes).items():
                 figures[f"{name}_{split}_{k}"] = v
+    seed = standin_recipe(profile).generator.seed
     for split, examples in generator_eval_sets(w, n_gen).items():
-        for k, v in generator_accuracy(parts.generator, examples, seed=profile.generator.seed).items():
+        for k, v in generator_accuracy(parts.generator, examples, seed=seed).items():
             figures[f"generator_{split}_{k}"] = v
     fresh = make_split("test", n_clip, w.seed + 1, w.heldout_fraction, w.image_size)
     for k, v in attribute_accuracy(render_images(fresh, w.image_size), [e.shape for e in fresh]).items():

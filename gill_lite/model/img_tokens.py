@@ -10,7 +10,6 @@ would learn, and it fixes two quirks of the published code: AdamW's decoupled we
 the frozen rows (they are not in the optimizer at all), and the optimizer holds 8 rows of state instead of a
 whole 50k-row matrix. An untied output head (e.g. Llama) gets its own trainable rows (`ImgTokens.head_rows`);
 a tied one (OPT) reuses ``rows`` for the output side, as the published tied matrix does.
-`ImgTokens.merge_into` writes the learnt rows back into an HF model for code that calls it directly.
 """
 from __future__ import annotations
 
@@ -108,10 +107,3 @@ class ImgTokens(nn.Module):
         self.rows.mul_(self.frozen_norm / self.rows.norm(dim=1, keepdim=True).clamp(min=1e-8))
         if self.head_rows is not None:
             self.head_rows.mul_(self.head_frozen_norm / self.head_rows.norm(dim=1, keepdim=True).clamp(min=1e-8))
-
-    @torch.no_grad()
-    def merge_into(self, lm) -> None:
-        """Write the learnt rows into ``lm``'s embedding matrix (and untied head), e.g. before ``lm.generate``."""
-        lm.get_input_embeddings().weight[self.ids] = self.rows.to(lm.get_input_embeddings().weight.dtype)
-        if self.head_rows is not None:
-            lm.get_output_embeddings().weight[self.ids] = self.head_rows.to(lm.get_output_embeddings().weight.dtype)

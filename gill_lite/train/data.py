@@ -33,16 +33,33 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def world_caption_set(profile, split: str = "train") -> CaptionSet:
-    """A split of the ShapeStories corpus (`gill_lite.world.corpus`), rendered on demand."""
+def world_identity(profile) -> dict:
+    """The world's fields as GILL's stage fingerprints (`gill_lite.train.loop.fingerprint`) and the names of its
+    caption sets (their feature caches) hash them.
+
+    The LM stand-in's story count was a world field (``n_lm_stories``) when those names were first made; it now
+    lives in the stand-in recipe (`gill_lite.backbones.recipes`) and is added back here under its old key, so
+    that finished stages and caches stay current. (It names nothing GILL reads on its own: another count makes
+    another LM, which the frozen parts' names tell apart already.)
+    """
     import dataclasses
 
+    from ..backbones.recipes import standin_recipe
+
+    out = dataclasses.asdict(profile.world)
+    if profile.standins is not None:
+        out["n_lm_stories"] = standin_recipe(profile).lm.n_stories
+    return out
+
+
+def world_caption_set(profile, split: str = "train") -> CaptionSet:
+    """A split of the ShapeStories corpus (`gill_lite.world.corpus`), rendered on demand."""
     from ..world.corpus import make_split, render_images, split_sizes
 
     w = profile.world
     examples = make_split(split, split_sizes(w)[split], w.seed, w.heldout_fraction, w.image_size)
     return CaptionSet(
-        name=f"world-{split}-{_digest(dataclasses.asdict(w))}",
+        name=f"world-{split}-{_digest(world_identity(profile))}",
         ids=[e.id for e in examples],
         captions=[e.caption for e in examples],
         load_images=lambda idx: render_images([examples[i] for i in idx], w.image_size),

@@ -51,7 +51,7 @@ from ..model import GillModel
 from ..model.gill import CONFIG_FILE
 from .caches import image_features, img_states, text_targets
 from .checkpoints import list_checkpoints, load_checkpoint, read_state, save_checkpoint
-from .data import training_set
+from .data import training_set, world_identity
 from .pairs import ALONE, plan_batch
 from .steps import STAGE_LOSSES, compute_losses
 
@@ -141,7 +141,7 @@ def make_optimizer(named: dict, train_cfg) -> torch.optim.AdamW:
 
 def fingerprint(profile, stage: str, frozen_names: dict, previous: str | None = None) -> str:
     """What a finished stage depends on: the recipe, the data, the frozen parts and the previous stage."""
-    data = dataclasses.asdict(profile.world) if profile.uses_world else dataclasses.asdict(profile.data)
+    data = world_identity(profile) if profile.uses_world else dataclasses.asdict(profile.data)
     train = dataclasses.asdict(profile.train)
     # only what changes this stage's result: its own step count, not the others' (nor which stage is final)
     for key in ("stage_steps", "stage_decay_every", "final_stage", "checkpoint_every", "joint_from"):

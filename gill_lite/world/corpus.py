@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .attributes import ATTRIBUTES, VALUES, Scene, Shape, all_shapes
+from .attributes import ATTRIBUTES, Scene, Shape, all_shapes
 from .captions import caption_scene
 from .render import random_jitter, render_scene
 
@@ -98,7 +98,3 @@ def make_corpus(world) -> dict[str, list[Example]]:
 def render_images(examples: list[Example], image_size: int = 32) -> np.ndarray:
     """Stack the images of ``examples`` as ``(n, H, W, 3)`` uint8."""
     return np.stack([e.image(image_size) for e in examples]) if examples else np.zeros((0, image_size, image_size, 3), np.uint8)
-
-
-def attribute_values() -> dict[str, tuple[str, ...]]:
-    return dict(VALUES)

@@ -27,10 +27,11 @@ def word_tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def lm_pretraining_texts(world_cfg) -> list[str]:
-    """Captions of the train split, then narrated "lm"-stream stories, then dialogues."""
+def lm_pretraining_texts(world_cfg, n_stories: int) -> list[str]:
+    """Captions of the train split, then ``n_stories`` narrated "lm"-stream stories (the LM stand-in's recipe,
+    `gill_lite.backbones.recipes`), then dialogues."""
     captions = [e.caption for e in make_split("train", world_cfg.n_train, world_cfg.seed, world_cfg.heldout_fraction, world_cfg.image_size)]
-    stories = narrated_stories(make_stories(world_cfg.n_lm_stories, world_cfg.seed, stream="lm",
+    stories = narrated_stories(make_stories(n_stories, world_cfg.seed, stream="lm",
                                             image_size=world_cfg.image_size), world_cfg.seed)
     dialogues = [d.text for d in make_dialogues(world_cfg.n_dialogues, world_cfg.seed, world_cfg.image_size)]
     return captions + stories + dialogues

@@ -1,0 +1,63 @@
+"""The names that decide whether finished work is current do not move when the code is reorganised.
+
+A GILL stage is found by its fingerprint (`gill_lite.train.loop.stage_fingerprint`: the recipe, the data, the
+frozen parts' names, the previous stage), a feature cache by its caption set's name, a decision collection by
+the frozen parts' weights (`gill_lite.decision.stage.frozen_fingerprint`). The values below were measured before
+the stand-ins' pretraining recipes left `gill_lite.config` for `gill_lite.backbones.recipes` (issue 14): if one
+changes, every finished stage (or cache, or collection) of that profile is silently retrained. Update them only
+for a change that *should* retrain (a new recipe value, new data), and say so in the CHANGELOG.
+"""
+import pytest
+
+from gill_lite.config import get_profile
+
+STAGES = ("captioning", "img_tokens", "generation", "retrieval", "joint")
+FAKE_FROZEN = {"lm": "lm-x", "image_encoder": "clip-x", "generator": "gen-x", "eval_clip": "ev-x"}
+
+STAGE_FINGERPRINTS = {  # with FAKE_FROZEN: the part of the fingerprint that comes from the profile
+    "ci": {"captioning": "523980353016d3c7", "img_tokens": "28c8927895cfc40c", "generation": "e2a460cfd04c181c",
+           "retrieval": "64fe2cf2f6e81516", "joint": "9244d075fc00c71c"},
+    "tiny": {"captioning": "cfe25a9c2533dbe2", "img_tokens": "d1bc3a041d82613c", "generation": "ffbf069c16719c7b",
+             "retrieval": "46cf88f46f0678ff", "joint": "0e3175892829a7bc"},
+    "paper": {"captioning": "c792a34bb64ffd64", "img_tokens": "097695d08eb6acba", "generation": "d0502ac949aa4606",
+              "retrieval": "d96324ed8a0c4465", "joint": "4623308c8de4d5e5"},
+}
+CAPTION_SET_DIGESTS = {"ci": "fd469107da", "tiny": "d411367749"}  # world-<split>-<digest>: the caches' names
+TINY_FROZEN_FINGERPRINT = "b9fa79eab7365ec9"  # the committed stand-ins' weights, as the decision collection sees them
+
+
+@pytest.mark.parametrize("name", sorted(STAGE_FINGERPRINTS))
+def test_stage_fingerprints_are_unchanged(name):
+    from gill_lite.train.loop import stage_fingerprint
+
+    profile = get_profile(name)
+    assert {s: stage_fingerprint(profile, s, FAKE_FROZEN) for s in STAGES} == STAGE_FINGERPRINTS[name]
+
+
+@pytest.mark.parametrize("name", sorted(CAPTION_SET_DIGESTS))
+def test_caption_set_names_are_unchanged(name):
+    from gill_lite.train.data import world_caption_set
+
+    assert world_caption_set(get_profile(name), "val").name == f"world-val-{CAPTION_SET_DIGESTS[name]}"
+
+
+def test_a_recipe_or_world_change_does_change_the_fingerprint():
+    """The check above can fail: a world or stand-in value that GILL's data depends on moves the fingerprint."""
+    from dataclasses import replace
+
+    from gill_lite.train.data import world_identity
+    from gill_lite.train.loop import stage_fingerprint
+
+    tiny = get_profile("tiny")
+    base = stage_fingerprint(tiny, "captioning", FAKE_FROZEN)
+    assert stage_fingerprint(get_profile("tiny", world={"n_train": 10}), "captioning", FAKE_FROZEN) != base
+    assert stage_fingerprint(get_profile("tiny", train={"lr": 1e-4}), "captioning", FAKE_FROZEN) != base
+    # the LM stand-in's story count stays in the world's identity under its old key (see `world_identity`)
+    assert world_identity(tiny)["n_lm_stories"] == 16000
+    assert world_identity(replace(tiny, standins="ci"))["n_lm_stories"] == 200
+
+
+def test_committed_standins_frozen_fingerprint_is_unchanged():
+    from gill_lite.decision.stage import frozen_fingerprint
+
+    assert frozen_fingerprint(get_profile("tiny")) == TINY_FROZEN_FINGERPRINT
