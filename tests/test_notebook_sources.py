@@ -66,3 +66,20 @@ def test_sources_pass_the_linter():
     done = subprocess.run([str(ruff), "check", "--isolated", "--select", "F,E9", "--output-format", "concise",
                            *map(str, SOURCES)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_saving_in_jupyterlab_writes_the_source(tmp_path):
+    # JupyterLab saves through the server's contents manager, which jupytext replaces: a student's edit must land
+    # in the paired source too, or the next `make notebooks` would lose it
+    from jupytext.sync_contentsmanager import build_sync_jupytext_contents_manager_class
+    from jupyter_server.services.contents.largefilemanager import LargeFileManager
+
+    original = NOTEBOOKS[0]
+    shutil.copy(original, tmp_path / original.name)
+    shutil.copy(original.with_suffix(".py"), tmp_path / original.with_suffix(".py").name)
+    manager = build_sync_jupytext_contents_manager_class(LargeFileManager)(root_dir=str(tmp_path))
+    model = manager.get(original.name)
+    model["content"].cells[1].source += "\nEDITED_IN_LAB = True"
+    manager.save(model, original.name)
+    assert "EDITED_IN_LAB = True" in (tmp_path / original.with_suffix(".py").name).read_text()
+    assert not disagreements(tmp_path / original.with_suffix(".py").name, tmp_path / original.name)
