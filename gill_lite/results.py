@@ -1,4 +1,7 @@
-"""``runs/<profile>/results.json``: every stage's figures in one file, written atomically.
+"""``runs/<profile>/results.json``: every stage's metrics (the numbers it measured) in one file, written atomically.
+
+The file calls a stage's metrics its ``figures`` (the key stays, so existing results files read on); pictures are
+`gill_lite.figures`, which registers the PNGs it saves under ``images``.
 
 Each notebook records its own numbers (never parsed from outputs)::
 

@@ -42,10 +42,10 @@ from collections import Counter
 
 from gill_lite.config import notebook_profile
 from gill_lite.data import load_cc3m
-from gill_lite.plots import attribute_histograms, image_grid, story_strip
+from gill_lite.data.exports import write_world
+from gill_lite.figures import attribute_histograms, image_grid, story_strip
 from gill_lite.world import (heldout_shapes, information_ceiling, make_corpus, make_decision_prompts, make_dialogues,
                              make_stories, probe_image, render_scene)
-from gill_lite.world.cli import write_world
 
 profile = notebook_profile(PROFILE)
 world = profile.world
@@ -158,10 +158,9 @@ if profile.uses_world:
 # each generated image back; the model card has its accuracy over a few hundred captions.
 
 # %%
-from gill_lite.backbones.evaluate import generator_showcase
 from gill_lite.backbones.generator import generator_accuracy, generator_eval_sets
-from gill_lite.figures import save_figure
-from gill_lite.plots import generator_samples
+from gill_lite.backbones.quality import generator_showcase
+from gill_lite.figures import generator_samples, save_figure
 
 truth, generated, captions = generator_showcase(parts.generator, profile, n=8, split="test")
 fig = generator_samples(truth, generated, captions)

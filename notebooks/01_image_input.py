@@ -41,9 +41,8 @@ N_SHOW = 12  # captioned images shown
 # %matplotlib inline
 from gill_lite.backbones import load_frozen_parts
 from gill_lite.config import notebook_profile
-from gill_lite.figures import save_figure
+from gill_lite.figures import image_grid, loss_curve, save_figure
 from gill_lite.pipeline import record_results
-from gill_lite.plots import image_grid, loss_curve
 from gill_lite.train import stage_log
 from gill_lite.train.loop import notebook_stage
 from gill_lite.world.corpus import make_split
@@ -67,7 +66,7 @@ fig
 # The title is the greedy caption; the image's true caption is below it in brackets.
 
 # %%
-from gill_lite.train.metrics import caption_accuracy
+from gill_lite.evaluate.stages import caption_accuracy
 
 heldout = make_split("heldout", w.n_heldout, w.seed, w.heldout_fraction, w.image_size)
 accuracy, captions = caption_accuracy(model, heldout, w.image_size)
@@ -83,7 +82,7 @@ fig
 # features, tested on the held-out images) is roughly the ceiling of the captions above, attribute by attribute.
 
 # %%
-from gill_lite.train.metrics import image_encoder_probe
+from gill_lite.evaluate.stages import image_encoder_probe
 
 probe = image_encoder_probe(profile, parts.image_encoder, heldout)
 print("attribute accuracy of generated captions on", len(heldout), "held-out images:")

@@ -36,9 +36,8 @@ PROFILE = os.environ.get("GILL_PROFILE", "tiny")  # ci | tiny | paper; papermill
 # %matplotlib inline
 from gill_lite.backbones import load_frozen_parts
 from gill_lite.config import notebook_profile
-from gill_lite.figures import save_figure
+from gill_lite.figures import loss_curve, save_figure
 from gill_lite.pipeline import record_results
-from gill_lite.plots import loss_curve
 from gill_lite.train import stage_log
 from gill_lite.train.loop import notebook_stage
 from gill_lite.world.corpus import make_split
@@ -62,7 +61,7 @@ fig
 # The share of held-out corpus captions (test split) after which `[IMG0]` is the greedy next token.
 
 # %%
-from gill_lite.train.metrics import img_emission_share, next_token_table
+from gill_lite.evaluate.stages import img_emission_share, next_token_table
 
 test = make_split("test", w.n_test, w.seed, w.heldout_fraction, w.image_size)
 share = img_emission_share(model, [e.caption for e in test])

@@ -40,9 +40,8 @@ N_SHOW = 8
 # %matplotlib inline
 from gill_lite.backbones import load_frozen_parts
 from gill_lite.config import notebook_profile
-from gill_lite.figures import save_figure
+from gill_lite.figures import image_rows, loss_curve, save_figure
 from gill_lite.pipeline import record_results
-from gill_lite.plots import image_rows, loss_curve
 from gill_lite.train import stage_log
 from gill_lite.train.loop import notebook_stage
 from gill_lite.world.corpus import make_split
@@ -66,7 +65,7 @@ fig
 # Rows: the true image, GILL (caption -> LM -> `[IMG]` states -> mapper -> generator), the generator given the caption.
 
 # %%
-from gill_lite.train.metrics import generation_accuracy
+from gill_lite.evaluate.stages import generation_accuracy
 
 test = make_split("test", min(N_EVAL, w.n_test), w.seed, w.heldout_fraction, w.image_size)
 result = generation_accuracy(model, parts.generator, test, seed=0)

@@ -39,9 +39,8 @@ K = 5
 # %matplotlib inline
 from gill_lite.backbones import load_frozen_parts
 from gill_lite.config import notebook_profile
-from gill_lite.figures import save_figure
+from gill_lite.figures import image_rows, loss_curve, save_figure
 from gill_lite.pipeline import record_results
-from gill_lite.plots import image_rows, loss_curve
 from gill_lite.train import stage_log
 from gill_lite.train.loop import notebook_stage
 from gill_lite.world.corpus import make_split
@@ -65,7 +64,7 @@ fig
 # Queries are the captions of the pool's images; the pool is the test split (fresh renders, never trained on), and the held-out combinations separately.
 
 # %%
-from gill_lite.train.metrics import retrieval_ceiling, retrieval_recall
+from gill_lite.evaluate.stages import retrieval_ceiling, retrieval_recall
 
 pool = make_split("test", min(profile.eval.retrieval_pool or w.n_test, w.n_test), w.seed, w.heldout_fraction, w.image_size)
 novel = make_split("heldout", w.n_heldout, w.seed, w.heldout_fraction, w.image_size)

@@ -45,9 +45,9 @@ from gill_lite.config import notebook_profile
 from gill_lite.decision import stage
 from gill_lite.decision.classifier import fit_decision, head_of
 from gill_lite.decision.data import decision_prompts
-from gill_lite.figures import save_figure
+from gill_lite.figures import confusion_plot, decision_training_plot, image_grid, label_counts_plot, save_figure
+from gill_lite.paper_numbers import ANNOTATOR_F1, DECISION_COUNTS
 from gill_lite.pipeline import record_results
-from gill_lite.plots import confusion_plot, decision_training_plot, image_grid, label_counts_plot
 from gill_lite.train import load_gill
 from gill_lite.widgets import JudgingPanel
 
@@ -101,7 +101,7 @@ panel.widget
 # %%
 judged = stage.judge_collection(profile, collection, parts.eval_clip, votes=published_votes,
                                 human_path=stage.human_votes_path(profile))
-print("labels after the confidence rule:", judged.counts, f"(paper: {stage.PAPER_COUNTS})")
+print("labels after the confidence rule:", judged.counts, f"(paper: {DECISION_COUNTS})")
 print(f"your votes used: {judged.n_human}")
 print(f"Fleiss' kappa {judged.report['fleiss_kappa']:.3f}, pairwise agreement {judged.report['pairwise_agreement']:.3f}")
 print("each judge's F1 against the other four:", [round(f, 3) for f in judged.report["loo_f1_per_judge"]])
@@ -110,7 +110,7 @@ by_category = stage.label_by_category(judged.labels, collection.categories)
 by_category
 
 # %%
-fig = label_counts_plot(judged.counts, stage.PAPER_COUNTS)
+fig = label_counts_plot(judged.counts, DECISION_COUNTS)
 save_figure(fig, profile, "05_label_counts", stage="decision")
 fig
 
@@ -168,7 +168,7 @@ _ = record_results(profile, "decision", {
     "labels_by_category": by_category,
     "fleiss_kappa": judged.report["fleiss_kappa"],
     "judge_loo_f1": judged.report["loo_f1"],
-    "judges_ceiling_f1": {"value": ceiling, "paper": stage.PAPER_CEILING},
+    "judges_ceiling_f1": {"value": ceiling, "paper": ANNOTATOR_F1},
     "classifier_macro_f1": {"value": result.val["macro_f1"], "paper_released": 0.54},
     "confusion": result.val["confusion"],
     "n_train": result.n_train, "n_val": result.n_val, "n_human_votes": judged.n_human,

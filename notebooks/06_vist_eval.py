@@ -53,18 +53,18 @@ N_CHAIN_FIT = 1000  # "lm"-stream stories the context chain's probes are fitted 
 # %matplotlib inline
 from IPython.display import Markdown, display
 
+from gill_lite.backbones.recipes import standin_recipe
 from gill_lite.config import notebook_profile
 from gill_lite.evaluate.chain import chain_lines, chain_stories, chain_table, image_link, measure_chain
 from gill_lite.evaluate.dialogue import dialogue_items, dialogue_summary, evaluate_dialogues
-from gill_lite.evaluate.pictures import dialogue_figure, story_results_figure
-from gill_lite.evaluate.run import evaluate_vist
+from gill_lite.evaluate.figures import dialogue_figure, story_results_figure
 from gill_lite.evaluate.runner import load_runner
 from gill_lite.evaluate.stories import evaluation_stories
 from gill_lite.evaluate.tables import (attribute_table, generation_table, orderings_table, retrieval_table,
-                                       vist_figures)
-from gill_lite.figures import save_figure
+                                       vist_metrics)
+from gill_lite.evaluate.vist import evaluate_vist
+from gill_lite.figures import save_figure, story_strip
 from gill_lite.pipeline import record_results
-from gill_lite.plots import story_strip
 from gill_lite.world.stories import make_stories
 
 profile = notebook_profile(PROFILE)
@@ -137,7 +137,8 @@ display(Markdown(attribute_table(summary)))
 chain = None
 if profile.uses_world:  # the chain needs the world's ground truth
     w = profile.world
-    fit = chain_stories(make_stories(min(N_CHAIN_FIT, w.n_lm_stories), w.seed, "lm", w.image_size), w.image_size)
+    n_fit = min(N_CHAIN_FIT, standin_recipe(profile).lm.n_stories)  # among the stories the LM stand-in read
+    fit = chain_stories(make_stories(n_fit, w.seed, "lm", w.image_size), w.image_size)
     chain = measure_chain(runner.model, parts.generator, fit, chain_stories(stories), seed=profile.eval.seed,
                           draw=False, progress=False)
     for setting, accs in image_link(gen, stories).items():  # the images generated above, not new ones
@@ -191,7 +192,7 @@ dialogue_figure(items, dres, n=4)
 # The figures go to `runs/<profile>/results.json` (stage `vist`), where the report and the README table read them.
 
 # %%
-figures = vist_figures(summary)
+figures = vist_metrics(summary)
 figures["dialogue"] = {k.replace("/", "_"): v["clip_similarity"]["mean"] for k, v in dsum["generation"]["settings"].items()}
 figures["dialogue_attribute_accuracy"] = {k.replace("/", "_"): v["attributes"]["all"]["mean"]
                                           for k, v in dsum["generation"]["settings"].items() if "attributes" in v}

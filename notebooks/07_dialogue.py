@@ -43,7 +43,7 @@ SEED = 0
 from gill_lite.chat import GillChat, world_index
 from gill_lite.config import notebook_profile
 from gill_lite.evaluate.runner import load_runner
-from gill_lite.plots import image_grid
+from gill_lite.figures import image_grid
 from gill_lite.widgets import ChatWidget
 from gill_lite.world.corpus import make_split
 
