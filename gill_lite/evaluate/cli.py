@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vist.add_argument("--annotations", required=True, help="SIS JSON (story-in-sequence schema)")
     vist.add_argument("--images", required=True, help="folder of <photo_flickr_id>.<ext> images")
     vist.add_argument("--checkpoint", default=None,
-                      help="GILL trainable-parts folder (gill_config.json + trainable.safetensors); "
+                      help="a saved GillPipeline or GILL stage folder (gill_config.json + trainable.safetensors); "
                            "default: the profile's trained GILL under runs/<profile>/gill")
     vist.add_argument("--profile", default=None, help="ci | tiny | paper (default: GILL_PROFILE or tiny)")
     vist.add_argument("--out", default=None, help="output folder (default: runs/<profile>/eval/vist)")
@@ -38,8 +38,9 @@ def run(args) -> int:
     from gill_lite.config import get_profile
     from gill_lite.io import atomic_write_json
 
+    from gill_lite.inference import GillPipeline
+
     from .run import evaluate_vist
-    from .runner import load_runner
     from .stories import sis_stories
 
     profile = get_profile(args.profile)
@@ -59,8 +60,8 @@ def run(args) -> int:
         atomic_write_json(out / "results.json", result)
         print(f"not enough usable stories ({len(stories)}); wrote {out / 'results.json'}")
         return 1
-    runner, parts = load_runner(profile, args.checkpoint)
-    summary, _, _ = evaluate_vist(runner, parts, stories, profile.eval, skipped, batch_size=args.batch_size)
+    pipe = GillPipeline.for_profile(profile, args.checkpoint)
+    summary, _, _ = evaluate_vist(pipe, stories, profile.eval, skipped, batch_size=args.batch_size)
     result.update(summary)
     atomic_write_json(out / "results.json", result)
     _print_summary(summary)

@@ -9,19 +9,22 @@ import time
 from .vist import ceilings, evaluate_generation, evaluate_retrieval
 
 
-def evaluate_vist(runner, parts, stories, eval_cfg, skipped=(), batch_size: int = 32, progress: bool = True,
+def evaluate_vist(pipe, stories, eval_cfg, skipped=(), batch_size: int = 32, progress: bool = True,
                   oracle: bool = True):
-    """Run both VIST protocols on ``stories`` (list of `EvalStory`). Returns (summary dict, generation
-    results, retrieval results); the summary is what ``results.json`` holds.
+    """Run both VIST protocols on ``stories`` (list of `EvalStory`) with ``pipe`` (a
+    `gill_lite.inference.GillPipeline`). Returns (summary dict, generation results, retrieval results); the
+    summary is what ``results.json`` holds.
 
-    parts: the frozen parts (``.eval_clip`` scores generation, ``.image_encoder``'s text tower is the
-    text-only CLIP baseline); eval_cfg: `gill_lite.config.EvalConfig` (bootstrap, recall_at, lpips, seed);
-    oracle: add the generator on the last frame's true description (ShapeStories only; an upper bound).
+    The pipeline's frozen parts also measure: ``pipe.parts.eval_clip`` scores generation, and the text tower of
+    ``pipe.parts.image_encoder`` is the text-only CLIP baseline. eval_cfg: `gill_lite.config.EvalConfig`
+    (bootstrap, recall_at, lpips, seed); oracle: add the generator on the last frame's true description
+    (ShapeStories only; an upper bound).
     """
+    parts = pipe.parts
     start = time.perf_counter()
-    gen = evaluate_generation(runner, parts.eval_clip, stories, seed=eval_cfg.seed, batch_size=batch_size,
+    gen = evaluate_generation(pipe, parts.eval_clip, stories, seed=eval_cfg.seed, batch_size=batch_size,
                               lpips=eval_cfg.lpips, progress=progress, oracle=oracle)
-    ret = evaluate_retrieval(runner, parts.image_encoder, stories, ks=tuple(eval_cfg.recall_at),
+    ret = evaluate_retrieval(pipe, parts.image_encoder, stories, ks=tuple(eval_cfg.recall_at),
                              batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - start
     summary = {

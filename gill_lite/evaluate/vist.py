@@ -1,14 +1,13 @@
 """VIST contextual generation and retrieval (the paper's Tables 1 and 2), on any list of `EvalStory`.
 
-``runner`` is the model seen through five calls (see `gill_lite.evaluate.runner.GillRunner`, which wraps
-`gill_lite.inference`; tests pass a fake):
+``pipe`` is GILL seen through five calls of `gill_lite.inference.GillPipeline` (tests pass a fake):
 
-    runner.img_states(context)            -> the 8 [IMG] states of one interleaved context ([IMG] forced)
-                                             (or ``img_states_batch(contexts)`` for many at once)
-    runner.generate(list_of_states, seed) -> uint8 (N, H, W, 3), GillMapper -> generator
-    runner.retrieval_queries(states)      -> (N, D) L2-normalised [IMG0] retrieval embeddings
-    runner.index_images(images)           -> (N, D) L2-normalised image-side retrieval embeddings
-    runner.generate_from_text(prompts, seed) -> uint8 (N, H, W, 3), the generator alone (the SD baseline)
+    pipe.img_states(context)               -> the 8 [IMG] states of one interleaved context ([IMG] forced)
+                                              (or ``img_states_batch(contexts)`` for many at once)
+    pipe.generate(list_of_states, seed)    -> uint8 (N, H, W, 3), GillMapper -> generator
+    pipe.retrieval_queries(states)         -> (N, D) L2-normalised [IMG0] retrieval embeddings
+    pipe.embed_images(images)              -> (N, D) L2-normalised image-side retrieval embeddings
+    pipe.generate_from_text(prompts, seed) -> uint8 (N, H, W, 3), the generator alone (the SD baseline)
 
 Seeds: stories are processed in fixed chunks, the same chunks for every setting, and the chunk starting at story
 ``i`` is generated with seed ``seed + i`` (the generator seeds its image ``k`` of a call with ``seed + k``, so
@@ -98,7 +97,7 @@ def _chunks(n: int, size: int):
 
 
 def evaluate_generation(
-    runner,
+    pipe,
     eval_clip,
     stories,
     seed: int = 0,
@@ -129,13 +128,13 @@ def evaluate_generation(
 
         jobs["sd/oracle"] = [caption_shape(x, 0) for x in shapes]
     return generate_and_score(
-        runner, eval_clip, jobs, np.stack([s.last_image for s in stories]), [s.id for s in stories],
+        pipe, eval_clip, jobs, np.stack([s.last_image for s in stories]), [s.id for s in stories],
         shapes if probe else None, seed, batch_size, lpips, n_examples, progress, desc="vist generation",
     )
 
 
 def generate_and_score(
-    runner, eval_clip, jobs: dict, refs, ids, shapes=None, seed: int = 0, batch_size: int = 32,
+    pipe, eval_clip, jobs: dict, refs, ids, shapes=None, seed: int = 0, batch_size: int = 32,
     lpips: bool = False, n_examples: int = 4, progress: bool = True, desc: str = "generation",
 ) -> GenerationResults:
     """Run each job and score its images against ``refs``.
@@ -153,9 +152,9 @@ def generate_and_score(
         clip, hits, lp, examples = [], [], [], []
         for _, sl in _chunks(len(inputs), batch_size):  # scored chunk by chunk: memory stays flat at paper scale
             if name.startswith("gill/"):
-                images = np.asarray(runner.generate(states_of(runner, inputs[sl]), seed + sl.start))
+                images = np.asarray(pipe.generate(states_of(pipe, inputs[sl]), seed + sl.start))
             elif name.startswith("sd/"):
-                images = np.asarray(runner.generate_from_text(list(inputs[sl]), seed + sl.start))
+                images = np.asarray(pipe.generate_from_text(list(inputs[sl]), seed + sl.start))
             else:
                 raise ValueError(f"job names start with gill/ or sd/, got {name!r}")
             clip.append(clip_similarity(eval_clip, images, refs[sl]))
@@ -241,7 +240,7 @@ def retrieval_pool(stories):
 
 
 def evaluate_retrieval(
-    runner,
+    pipe,
     image_encoder,
     stories,
     settings=("captions_images", "captions"),
@@ -268,12 +267,12 @@ def evaluate_retrieval(
             masked[q, idx] = -np.inf
         top[name] = np.argsort(-masked, axis=1, kind="stable")[:, : max(ks)]
 
-    keys = _batched(runner.index_images, pool, batch_size)
+    keys = _batched(pipe.embed_images, pool, batch_size)
     for setting in settings:
         queries = []
         for _, sl in tqdm(list(_chunks(len(stories), batch_size)), desc=f"retrieval {setting}", disable=not progress):
-            states = states_of(runner, [build_context(s.captions, s.images, setting) for s in stories[sl]])
-            queries.append(_np(runner.retrieval_queries(states)))
+            states = states_of(pipe, [build_context(s.captions, s.images, setting) for s in stories[sl]])
+            queries.append(_np(pipe.retrieval_queries(states)))
         rank(f"gill/{setting}", np.concatenate(queries), keys)
     text = [baseline_prompt(s.captions, "captions") for s in stories]
     rank("clip_text/captions", _batched(image_encoder.embed_texts, text, batch_size),
@@ -311,11 +310,11 @@ def duplicate_targets(pool, targets, excluded) -> int:
     return count
 
 
-def states_of(runner, contexts):
-    """The [IMG] states of several contexts: one batched call when the runner has ``img_states_batch``."""
-    if hasattr(runner, "img_states_batch"):
-        return runner.img_states_batch(list(contexts))
-    return [runner.img_states(c) for c in contexts]
+def states_of(pipe, contexts):
+    """The [IMG] states of several contexts: one batched call when ``pipe`` has ``img_states_batch``."""
+    if hasattr(pipe, "img_states_batch"):
+        return pipe.img_states_batch(list(contexts))
+    return [pipe.img_states(c) for c in contexts]
 
 
 def _np(x) -> np.ndarray:
