@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PYTHONHASHSEED ?= 0
 
-.PHONY: setup browser demo test screenshots readme clean-runs
+.PHONY: setup browser demo test notebooks screenshots readme clean-runs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -40,6 +40,11 @@ screenshots: setup
 	rm -f $(SHOTS)/widgets_*.png
 	GILL_PROFILE=ci MPLBACKEND=Agg $(PY) -m pytest -q -rs tests/test_browser_widgets.py -p no:cacheprovider
 	cp $(SHOTS)/widgets_*.png figures/
+
+# after editing a notebook's source (notebooks/NN_name.py) outside JupyterLab, or its .ipynb without jupytext:
+# the newer file of each pair rewrites the other (JupyterLab with jupytext, installed by setup, saves both itself)
+notebooks: setup
+	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py
 
 # maintainers: after `make demo`, refresh the README's results table and the committed figures/ from runs/tiny
 readme: setup

@@ -263,7 +263,7 @@ def open_and_run_all(driver, lab, name: str) -> None:
     assert metadata["kernelspec"] == KERNEL
     if saved["language_info"].get("version") == metadata["language_info"].get("version"):
         assert not dirty, f"{name} is marked modified on open: metadata {saved} became {metadata}"
-    else:  # written by another Python patch release (see notebooks/nbtools.py): only the version may change
+    else:  # written by another Python patch release (the committed language_info is the Python that wrote it): only the version may change
         assert {**metadata["language_info"], "version": None} == {**saved["language_info"], "version": None}
     driver.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells');")
     progress = ("const p = window.jupyterapp.shell.currentWidget;"
