@@ -196,6 +196,7 @@ class GillPipeline:
 
     @property
     def device(self) -> torch.device:
+        """Where the trainable parts (and so the LM beside them) run."""
         return self.model.device
 
     @property
