@@ -43,7 +43,7 @@ screenshots: setup
 
 # after editing a notebook's source (notebooks/NN_name.py) outside JupyterLab, or its .ipynb without jupytext:
 # the newer file of each pair rewrites the other (JupyterLab with jupytext, installed by setup, saves both itself)
-notebooks: setup
+notebooks: $(VENV)/.installed
 	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py
 
 # maintainers: after `make demo`, refresh the README's results table and the committed figures/ from runs/tiny

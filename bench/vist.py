@@ -61,15 +61,15 @@ def main(argv=None) -> dict:
     import torch
 
     from gill_lite.evaluate.dialogue import dialogue_items, dialogue_summary, evaluate_dialogues
-    from gill_lite.evaluate.vist import evaluate_vist
-    from gill_lite.evaluate.runner import load_runner
     from gill_lite.evaluate.stories import evaluation_stories
+    from gill_lite.evaluate.vist import evaluate_vist
+    from gill_lite.inference import GillPipeline
 
     torch.manual_seed(0)
     profile = get_profile(args.profile)
-    runner, parts = load_runner(profile)
+    pipe = GillPipeline.for_profile(profile)
     stories, skipped = evaluation_stories(profile, args.n_stories)
-    summary, gen, ret = evaluate_vist(runner, parts, stories, profile.eval, skipped, progress=False)
+    summary, gen, ret = evaluate_vist(pipe, stories, profile.eval, skipped, progress=False)
     figures = {"profile": profile.name, "stories": len(stories), **lines(summary)}
     figures["retrieval.gill_over_clip_text_R@1"] = summary["retrieval"].get("gill_over_clip_text_R@1")
     figures["retrieval.duplicate_targets"] = summary["retrieval"]["duplicate_targets"]
@@ -78,7 +78,7 @@ def main(argv=None) -> dict:
         figures[f"retrieval_{eq['equivalence'].replace(' ', '_')}.gill_over_clip_text_R@1"] = eq.get("gill_over_clip_text_R@1")
     items, _ = dialogue_items(profile, min(args.n_dialogues, len(stories)))
     start = time.perf_counter()
-    dres = evaluate_dialogues(runner, parts.eval_clip, items, seed=profile.eval.seed, progress=False)
+    dres = evaluate_dialogues(pipe, pipe.parts.eval_clip, items, seed=profile.eval.seed, progress=False)
     dsum = dialogue_summary(dres, items, profile.eval.bootstrap, profile.eval.seed)
     figures.update(lines(dsum, "dialogue."))
     figures["throughput.stories_per_s"] = summary["stories_per_second"]

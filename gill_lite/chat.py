@@ -1,13 +1,15 @@
 """Talk to GILL: interleaved text and images in, text plus a retrieved or generated image out.
 
 The conversation is written in the paper's dialogue format: user turns ``Q: ...``, model turns ``A: ...``,
-one per line, images where they were shown, and the prompt ends with ``A:``. Decoding is greedy (with a KV
-cache, in `gill_lite.inference`); when the model emits ``[IMG0]``, all eight ``[IMG]`` tokens are appended,
-the decision classifier reads the ``[IMG0]`` state, and ONLY the chosen path runs: retrieval from the index,
-or the mapper + generator (the published code always ran Stable Diffusion, even when retrieval was shown).
+one per line, images where they were shown, and the prompt ends with ``A:``. The answer is
+`gill_lite.inference.GillPipeline.respond`'s: greedy decoding (with a KV cache); when the model emits ``[IMG0]``,
+all eight ``[IMG]`` tokens are appended, the decision classifier reads the ``[IMG0]`` state, and ONLY the chosen
+path runs: retrieval from the pipeline's index, or the mapper + generator (the published code always ran Stable
+Diffusion, even when retrieval was shown).
 
-    index, images, _ = world_index(model, profile)          # what it may retrieve (the training images)
-    chat = GillChat(model, parts, index, images)
+    pipe = GillPipeline.for_profile(profile)
+    pipe.index, _ = world_index(pipe, profile)              # what it may retrieve (the training images)
+    chat = GillChat(pipe)
     reply = chat.ask("show me a small red circle at the top left")   # keeps the history
     reply.text, reply.images[0].source, reply.images[0].probabilities
 
@@ -114,45 +116,33 @@ def encoder_image(image, size: int | None = None) -> np.ndarray:
     return np.asarray(pil, dtype=np.uint8)
 
 
-def prompt_positions(model, prompt) -> int:
-    """How many LM positions a model input (as `dialogue_prompt` writes it) takes, as
-    `gill_lite.inference.context_embeds` builds it: one BOS before the first text, each text's tokens and the
-    visual prefix's tokens per image."""
-    n_visual = model.train_cfg.n_visual_tokens
-    texts = [x for x in prompt if isinstance(x, str)]
-    return bool(texts) + sum(len(model.tokenize(x)) for x in texts) + n_visual * (len(prompt) - len(texts))
+# decoding stops at EOS, at the next turn's "q" (word-level stand-ins drop newlines) and at a newline (BPE
+# tokenizers keep it)
+DIALOGUE_STOPS = ("q", "\n")
 
 
 class GillChat:
     """A conversation with GILL. ``respond(history)`` answers one conversation; ``ask(...)`` keeps one.
 
-    model: a trained `GillModel` (with its decision head); parts: the `FrozenParts`; index: the
-    `RetrievalIndex` of images it may show and index_images the images behind its ids (dict id -> image, or a
-    sequence in index order). ``runner`` replaces them all (tests pass a fake; see `GillRunner`).
-
-    The LM's window (``max_positions``), the encoder's input size (``image_size``) and how a prompt is counted
-    (``count_positions(prompt) -> int``) come from the runner's model; pass them with a runner that has none
-    (without them the history is not trimmed and images are not resized).
+    pipe: a `gill_lite.inference.GillPipeline` (its decision head trained, its index holding the images it may
+    show); tests pass a fake with the same methods. The LM's window (``max_positions``), the encoder's input size
+    (``image_size``) and how a prompt is counted (``count_positions(prompt) -> int``) come from the pipeline;
+    pass them for one that does not know them (without them the history is not trimmed and images are not
+    resized).
     """
 
-    def __init__(self, model=None, parts=None, index=None, index_images=None, runner=None, max_new_tokens: int = 24,
-                 seed: int = 0, force_image: bool = False, max_positions: int | None = None,
-                 image_size: int | None = None, count_positions=None):
-        if runner is None:
-            from gill_lite.evaluate.runner import GillRunner
-
-            runner = GillRunner(model, parts, index, index_images)
-        self.runner = runner
+    def __init__(self, pipe, max_new_tokens: int = 24, seed: int = 0, force_image: bool = False,
+                 max_positions: int | None = None, image_size: int | None = None, count_positions=None):
+        self.pipe = pipe
         self.max_new_tokens, self.seed, self.force_image = max_new_tokens, seed, force_image
-        lm_model = getattr(runner, "model", None)
-        self.max_positions = max_positions or _lm_positions(lm_model)
-        self.image_size = image_size or _encoder_size(lm_model)
-        if count_positions is None and lm_model is not None and hasattr(lm_model, "tokenize"):
-            count_positions = lambda prompt: prompt_positions(lm_model, prompt)  # noqa: E731
+        self.max_positions = max_positions or getattr(pipe, "max_positions", None)
+        self.image_size = image_size or getattr(pipe, "image_size", None)
+        if count_positions is None and getattr(pipe, "max_positions", None) is not None:
+            count_positions = pipe.count_positions
         self.count_positions = count_positions
         # the answer's own tokens, then [IMG0..7] appended after them when forced, must fit after the prompt;
-        # 2 more for the space _append_text adds and a re-tokenised answer running a token longer
-        self.n_img_tokens = len(getattr(lm_model, "img_ids", ())) or 8
+        # 2 more for the space the forced context adds and a re-tokenised answer running a token longer
+        self.n_img_tokens = len(getattr(getattr(pipe, "model", None), "img_ids", ())) or 8
         self.history: list = []
 
     @property
@@ -174,20 +164,12 @@ class GillChat:
         if budget is not None and (n := self.count_positions(prompt)) > budget:
             raise ValueError(f"the conversation takes {n} LM positions, more than the {budget} this LM leaves for "
                              f"a prompt ({self.max_positions} in all); ask() drops the oldest turns")
-        text, states = self.runner.decode(prompt, self.max_new_tokens)
-        text = clean_answer(text)
-        reply = Reply(text=text, emitted_img=states is not None)
-        if states is None and force_image:  # [IMG0..7] appended after the model's own words
-            states = self.runner.img_states(_append_text(prompt, text))
-        if states is not None:
-            p_gen, p_ret = (float(p) for p in self.runner.decide(states))
-            probabilities = {"generate": p_gen, "retrieve": p_ret}
-            if p_ret > p_gen:  # only the chosen path runs
-                image, _score = self.runner.retrieve(states, 1)[0]
-                reply.images.append(ChatImage(np.asarray(image), "retrieved", probabilities))
-            else:
-                image = np.asarray(self.runner.generate([states], self.seed))[0]
-                reply.images.append(ChatImage(image, "generated", probabilities))
+        response = self.pipe.respond(prompt, self.max_new_tokens, seed=self.seed, force_image=force_image,
+                                     stop_words=DIALOGUE_STOPS, trim=answer_text)
+        reply = Reply(text=response.text, emitted_img=response.emitted_img)
+        if response.image is not None:
+            shown = response.image
+            reply.images.append(ChatImage(np.asarray(shown.image), shown.source, shown.probabilities))
         return reply
 
     def ask(self, *items, force_image: bool | None = None) -> Reply:
@@ -234,6 +216,18 @@ class GillChat:
     def reset(self) -> None:
         """Forget the kept conversation."""
         self.history.clear()
+
+
+def answer_text(text: str) -> str:
+    """The answer in a decoded continuation: up to the next ``Q:`` turn, without a stray next-turn ``q``."""
+    return clean_answer(text[:_next_turn(text)].strip())
+
+
+def _next_turn(text: str) -> int:
+    """Where a decoded answer runs into the next ``Q:`` turn (word-level tokenizers decode it as ``q :``)."""
+    lowered = text.lower()
+    cuts = [i for i in (lowered.find("q :"), lowered.find("q:")) if i >= 0]
+    return min(cuts) if cuts else len(text)
 
 
 def clean_answer(text: str) -> str:
@@ -283,40 +277,18 @@ def _without_empty(items: list) -> list:
     return [x for x in items if not (isinstance(x, str) and not x)]
 
 
-def _lm_positions(model) -> int | None:
-    config = getattr(getattr(model, "lm", None), "config", None)
-    value = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-    return int(value) if value else None
-
-
-def _encoder_size(model) -> int | None:
-    encoder = getattr(getattr(model, "parts", None), "image_encoder", None)
-    return getattr(encoder, "image_size", None)
-
-
 def transcript(history) -> str:
     """A conversation as text, images shown as ``<image>`` (for printing)."""
     return "\n".join(x if isinstance(x, str) else "<image>" for x in dialogue_prompt(history, answer_next=False))
 
 
-def _append_text(prompt: list, text: str) -> list:
-    """``prompt`` with the model's own words added to its final ``A:`` line."""
-    if not text:
-        return list(prompt)
-    if prompt and isinstance(prompt[-1], str):
-        return prompt[:-1] + [f"{prompt[-1]} {text}"]
-    return list(prompt) + [text]
-
-
-def world_index(model, profile, split: str = "train", n: int | None = None):
-    """A `RetrievalIndex` over ShapeStories corpus images (the paper retrieves from its training images,
-    CC3M): returns (index, images uint8 (N, H, W, 3), captions)."""
-    from gill_lite.inference import RetrievalIndex
+def world_index(pipe, profile, split: str = "train", n: int | None = None):
+    """A `RetrievalIndex` over ShapeStories corpus images, holding the images (the paper retrieves from its
+    training images, CC3M), for ``pipe.index``: returns (index, captions)."""
     from gill_lite.world.corpus import make_split, render_images, split_sizes
 
     w = profile.world
     n = split_sizes(w)[split] if n is None else n
     examples = make_split(split, n, w.seed, w.heldout_fraction, w.image_size)
-    images = render_images(examples, w.image_size)
-    index = RetrievalIndex.build(model, images, [e.id for e in examples])
-    return index, images, [e.caption for e in examples]
+    index = pipe.build_index(render_images(examples, w.image_size), [e.id for e in examples])
+    return index, [e.caption for e in examples]

@@ -119,7 +119,7 @@ def _eval_arguments(parser) -> None:
     vist.add_argument("--annotations", required=True, help="SIS JSON (story-in-sequence schema)")
     vist.add_argument("--images", required=True, help="folder of <photo_flickr_id>.<ext> images")
     vist.add_argument("--checkpoint", default=None,
-                      help="GILL trainable-parts folder (gill_config.json + trainable.safetensors); "
+                      help="a saved GillPipeline or GILL stage folder (gill_config.json + trainable.safetensors); "
                            "default: the profile's trained GILL under runs/<profile>/gill")
     vist.add_argument("--profile", default=None, help="ci | tiny | paper (default: GILL_PROFILE or tiny)")
     vist.add_argument("--out", default=None, help="output folder (default: runs/<profile>/eval/vist)")

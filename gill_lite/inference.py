@@ -1,328 +1,383 @@
-"""GILL at inference: interleaved images and text in; text, [IMG] states, generated or retrieved images out.
+"""`GillPipeline`: GILL's trainable parts, its frozen parts and a retrieval index, in one object.
 
-Inputs are "contexts": a ``str``, an image (uint8 ``(H, W, 3)`` array), or a list mixing both. Each image
-becomes its visual-prefix tokens; the first text segment becomes ``BOS text`` and every later one just ``text``:
-BOS is added once per context, as the published ``generate_for_images_and_texts(..., always_add_bos=False)``
-does, and as the training sequences (``[prefix] BOS caption [prefix] caption``, ``BOS caption [IMG0..7] caption
-[IMG0..7]``) are built. A BOS before every segment would open a new document for the LM at every caption.
+    pipe = GillPipeline.for_profile(profile)             # the profile's trained GILL (trains what is missing)
+    pipe = GillPipeline.from_pretrained(folder)          # a saved pipeline, or a training stage's folder
+    states = pipe.img_states("a small red circle.")      # (1, 8, lm_dim): the [IMG] states after a context
+    pipe.generate(states, seed=0); pipe.retrieve(states, k=5); pipe.decide(states); pipe.caption(images)
+    pipe.show_image(states)                              # decide, then run ONLY the chosen path
+    pipe.respond(["Q: show me a red circle", "A:"])      # text, and the image the decision chose if [IMG] came
+    pipe.save_pretrained(folder); pipe.to("cuda")
 
-Decoding is greedy with a KV cache. ``[IMG1..7]`` can never be sampled; once ``[IMG0]`` is produced, the other
-seven are appended (fed one by one through the cache, which computes exactly what appending them at once does).
-The building blocks the decision, evaluation and dialogue code use:
+As a diffusers pipeline does, it wires parts together: the computations are `gill_lite.model.functional`'s, and
+its one rule of its own is the decision's (`show_image`). The VIST evaluation, the decision collection, the chat
+and its widget take a pipeline; their tests pass fakes with the same methods.
 
-- `caption_image`, `generate_text` (greedy decoding, `DecodeResult`);
-- `emits_img` / `img_emission` (is [IMG0] the greedy next token after a text);
-- `img_states` / `img_states_batch` (the 8 [IMG] hidden states after a context, [IMG0..7] forced at the end);
-- `generate_images` (states -> mapper -> generator), `RetrievalIndex` + `retrieve`, `decide`.
+A saved folder (`save_pretrained`) holds safetensors and JSON only::
+
+    gill_config.json              GILL's sizes, the frozen parts it was trained on (their config names) and, under
+                                  "pipeline", the profile and the frozen parts' settings to load them with
+    trainable.safetensors         every trainable tensor, the decision head's included
+    retrieval_index.safetensors   the index's ids and embeddings (when the pipeline has an index)
+    retrieval_images.safetensors  the images behind them, uint8 (when the index holds them as an array)
+
+A training stage's folder (`gill_lite.train.loop.stage_dir`) is such a folder without an index (its
+gill_config.json names the profile it was trained for), so `from_pretrained` loads a finished stage as it is.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from .model.decision import CLASSES
+from .model import functional as F
+from .model.functional import DecodeResult, ImgStates, RetrievalIndex  # noqa: F401  (what callers hold)
 
-
-class ImgStates(NamedTuple):
-    """The LM's last-layer hidden states at ``[IMG0..7]`` ``(N, 8, lm_dim)`` and those tokens' input embeddings
-    ``(8, lm_dim)`` (the mapper's two inputs)."""
-
-    states: torch.Tensor
-    embeds: torch.Tensor
+PIPELINE_FORMAT = "gill-lite-pipeline/1"
+INDEX_FILE = "retrieval_index.safetensors"
+INDEX_IMAGES_FILE = "retrieval_images.safetensors"
+FROZEN_FIELDS = ("lm", "image_encoder", "generator", "eval_clip")  # the profile parts that are frozen parts
 
 
 @dataclass
-class DecodeResult:
-    """One greedy continuation: token ids, text (special tokens dropped) and the [IMG] states it produced
-    (one ``(8, lm_dim)`` tensor per completed ``[IMG0..7]`` run)."""
+class ShownImage:
+    """The one image shown for a set of [IMG] states: ``choice`` ("generate" or "retrieve"), the decision's
+    ``probabilities`` ``{"generate": p, "retrieve": q}``, the uint8 ``image``, and ``retrieved_id`` (None when
+    generated)."""
 
-    ids: list[int]
+    choice: str
+    probabilities: dict[str, float]
+    image: np.ndarray
+    retrieved_id: str | None = None
+
+    @property
+    def source(self) -> str:
+        """ "generated" or "retrieved" (how a reply names it)."""
+        return "retrieved" if self.choice == "retrieve" else "generated"
+
+
+@dataclass
+class Response:
+    """An answer to a context: its ``text``, the image shown (None when no [IMG] states came), and whether the
+    model emitted ``[IMG0]`` itself (``emitted_img``) rather than having the [IMG] tokens forced."""
+
     text: str
-    img_states: list[torch.Tensor] = field(default_factory=list)
+    image: ShownImage | None = None
+    emitted_img: bool = False
 
 
-def _is_image(x) -> bool:
-    return isinstance(x, np.ndarray) or (hasattr(x, "size") and hasattr(x, "mode"))  # numpy or PIL
+class GillPipeline:
+    """GILL in one object: ``model`` (a `GillModel`: the trainable parts on the frozen LM and image encoder),
+    ``parts`` (the `FrozenParts`: LM, image encoder, generator, evaluation CLIP), ``index`` (a `RetrievalIndex`
+    or None) and ``profile`` (the `Profile` it was made for, or None).
 
-
-def encode_images(model, images) -> torch.Tensor:
-    """Pooled image-encoder vectors ``(N, image_hidden)`` of uint8 images, with the model's frozen encoder."""
-    if getattr(model, "parts", None) is None:
-        raise ValueError("this GillModel has no frozen parts attached (build it with GillModel.build)")
-    images = np.stack([np.asarray(im, dtype=np.uint8) for im in images])
-    with torch.no_grad():
-        return model.parts.image_encoder.encode(images).float().to(model.device)
-
-
-def context_embeds(model, context) -> torch.Tensor:
-    """Input embeddings ``(T, lm_dim)`` of a context (str, image, or a list of both; see module docstring)."""
-    items = [context] if isinstance(context, str) or _is_image(context) else list(context)
-    if not items:
-        raise ValueError("empty context")
-    images = [x for x in items if _is_image(x)]
-    feats = iter(model.prefix(encode_images(model, images))) if images else iter(())
-    parts, bos = [], [model.bos_id]
-    for x in items:
-        if _is_image(x):
-            parts.append(next(feats))
-        elif isinstance(x, str):
-            ids = torch.tensor(bos + model.tokenize(x), device=model.device, dtype=torch.long)
-            bos = []  # once per context
-            parts.append(model.embed_tokens(ids))
-        else:
-            raise TypeError(f"a context holds str or uint8 images, not {type(x).__name__}")
-    dtype = model.lm.get_input_embeddings().weight.dtype
-    return torch.cat([p.to(dtype) for p in parts])
-
-
-@torch.no_grad()
-def greedy_decode(model, prompt_embeds: torch.Tensor, max_new_tokens: int = 32, stop_ids=(),
-                  stop_at_img: bool = False, use_cache: bool = True) -> list[DecodeResult]:
-    """Greedy continuations of a batch of equal-length prompts ``(B, T, lm_dim)``.
-
-    A row stops at a token in ``stop_ids`` (kept in ``ids``), or after its ``[IMG7]`` with ``stop_at_img``, or
-    after ``max_new_tokens``. ``use_cache=False`` recomputes the whole sequence at every step (for testing).
+    ``[IMG]`` states are ``(N, 8, lm_dim)`` tensors; a method taking states also takes a list of per-context
+    ``(1, 8, d)`` / ``(8, d)`` tensors, or `ImgStates`.
     """
-    model.eval()
-    img0, rest = model.img_ids[0], list(model.img_ids[1:])
-    banned = torch.tensor(rest, device=model.device)
-    n = prompt_embeds.shape[0]
-    ids = [[] for _ in range(n)]
-    states = [[] for _ in range(n)]
-    current = [[] for _ in range(n)]
-    forced = [[] for _ in range(n)]
-    done = [False] * n
-    embeds = prompt_embeds
-    _, logits, cache = model.lm_forward(embeds, use_cache=use_cache)
-    stop_ids = set(int(s) for s in stop_ids)
-    for _ in range(max_new_tokens):
-        scores = logits[:, -1].float()
-        scores[:, banned] = float("-inf")  # [IMG1..7] are never sampled
-        choice = scores.argmax(-1).tolist()
-        step = []
-        for b in range(n):
-            tok = forced[b].pop(0) if forced[b] else choice[b]
-            if tok == img0 and not done[b]:
-                forced[b] = list(rest)
-            step.append(tok if not done[b] else model.pad_id)
-        new = model.embed_tokens(torch.tensor(step, device=model.device)[:, None])
-        if use_cache:
-            hidden, logits, cache = model.lm_forward(new, cache=cache, use_cache=True)
+
+    def __init__(self, model, parts, index: RetrievalIndex | None = None, profile=None):
+        self.model, self.parts, self.index, self.profile = model, parts, index, profile
+
+    def __repr__(self) -> str:
+        index = f"{len(self.index)} images" if self.index is not None else "none"
+        names = getattr(self.model, "frozen_names", {})
+        return f"GillPipeline(profile={getattr(self.profile, 'name', None)!r}, frozen={names}, index={index})"
+
+    # ------------------------------------------------------------------------------------------- building
+    @classmethod
+    def for_profile(cls, profile, checkpoint=None, with_decision: bool = True, index: RetrievalIndex | None = None,
+                    device=None) -> "GillPipeline":
+        """The profile's GILL: its frozen parts on ``device`` (default: `gill_lite.backbones.default_device`),
+        the trainable parts from ``checkpoint`` (a saved folder, refused if made for other frozen parts) or else
+        the profile's trained GILL (`gill_lite.train.load_gill`, which trains what is missing), and the profile's
+        trained decision head when there is one (notebook 05 trains it)."""
+        from .backbones import check_frozen_devices, default_device, load_frozen_parts
+
+        # one owner of placement: every frozen part on this process's accelerator (else OPT-6.7B and SD v1.5 would
+        # run on the CPU); GillModel.build puts the trainable parts beside the LM
+        parts = load_frozen_parts(profile).to(device or default_device())
+        if checkpoint is not None:
+            pipe = cls.from_pretrained(checkpoint, frozen_parts=parts, profile=profile, index=index)
         else:
-            embeds = torch.cat([embeds, new.to(embeds.dtype)], 1)
-            hidden, logits, _ = model.lm_forward(embeds)
-            hidden, logits = hidden[:, -1:], logits[:, -1:]
-        for b, tok in enumerate(step):
-            if done[b]:
-                continue
-            ids[b].append(tok)
-            if tok in model.img_ids:
-                current[b].append(hidden[b, -1])
-                if len(current[b]) == len(model.img_ids):
-                    states[b].append(torch.stack(current[b]))
-                    current[b] = []
-                    done[b] = stop_at_img
-            if tok in stop_ids and not forced[b]:
-                done[b] = True
-        if all(done):
-            break
-    tok = model.tokenizer
-    return [DecodeResult(i, tok.decode(i, skip_special_tokens=True).strip(), s) for i, s in zip(ids, states)]
+            from .train import load_gill
 
+            pipe = cls(load_gill(profile, parts), parts, index, profile)
+        if with_decision:
+            from .model.decision import load_trained_decision
 
-def generate_text(model, context, max_new_tokens: int = 32, stop_ids=None, stop_at_img: bool = False) -> DecodeResult:
-    """Greedy continuation of an interleaved context (stops at EOS by default)."""
-    stop = [model.tokenizer.eos_token_id] if stop_ids is None else stop_ids
-    embeds = context_embeds(model, context).unsqueeze(0)
-    return greedy_decode(model, embeds, max_new_tokens, [s for s in stop if s is not None], stop_at_img)[0]
-
-
-def _first_sentence(text: str) -> str:
-    cut = text.find(".")
-    return text[: cut + 1] if cut >= 0 else text
-
-
-@torch.no_grad()
-def caption_images(model, images, max_new_tokens: int = 24) -> list[str]:
-    """Greedy captions ``[prefix(image)] BOS ...`` of a batch of uint8 images; the first sentence of each."""
-    prefix = model.prefix(encode_images(model, images))
-    bos = model.embed_tokens(torch.full((len(prefix), 1), model.bos_id, device=model.device))
-    embeds = torch.cat([prefix.to(bos.dtype), bos], 1)
-    stop = [t for t in (model.tokenizer.eos_token_id, *model.tokenize(".")) if t is not None][:2]
-    results = greedy_decode(model, embeds, max_new_tokens, stop_ids=stop)
-    return [_first_sentence(r.text) for r in results]
-
-
-def caption_image(model, image, max_new_tokens: int = 24) -> str:
-    """The greedy caption of one uint8 image."""
-    return caption_images(model, [image], max_new_tokens)[0]
-
-
-def _padded_contexts(model, contexts, suffix_ids=()):
-    """Right-padded embeddings of several contexts (+ optional suffix tokens), mask, and last positions."""
-    rows = []
-    for c in contexts:
-        e = context_embeds(model, c)
-        if suffix_ids:
-            e = torch.cat([e, model.embed_tokens(torch.tensor(list(suffix_ids), device=model.device)).to(e.dtype)])
-        rows.append(e)
-    lengths = torch.tensor([len(r) for r in rows], device=model.device)
-    embeds = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
-    mask = (torch.arange(embeds.shape[1], device=model.device)[None] < lengths[:, None]).long()
-    return embeds, mask, lengths
-
-
-@torch.no_grad()
-def img_emission(model, texts, batch_size: int = 64) -> list[bool]:
-    """For each context, whether ``[IMG0]`` is the greedy next token after it ([IMG1..7] excluded)."""
-    model.eval()
-    out = []
-    banned = list(model.img_ids[1:])
-    for i in range(0, len(texts), batch_size):
-        embeds, mask, lengths = _padded_contexts(model, texts[i : i + batch_size])
-        _, logits, _ = model.lm_forward(embeds, attention_mask=mask)
-        last = logits[torch.arange(len(lengths)), lengths - 1].float()
-        last[:, banned] = float("-inf")
-        out += (last.argmax(-1) == model.img_ids[0]).tolist()
-    return out
-
-
-def emits_img(model, text) -> bool:
-    """Whether ``[IMG0]`` is the greedy next token after ``text`` (a str or an interleaved context)."""
-    return img_emission(model, [text])[0]
-
-
-@torch.no_grad()
-def last_states(model, contexts, batch_size: int = 64) -> torch.Tensor:
-    """The LM's last-layer hidden state at each context's last token ``(N, lm_dim)`` (no [IMG] appended)."""
-    model.eval()
-    out = []
-    for i in range(0, len(contexts), batch_size):
-        embeds, mask, lengths = _padded_contexts(model, contexts[i : i + batch_size])
-        hidden, _, _ = model.lm_forward(embeds, attention_mask=mask)
-        out.append(hidden[torch.arange(len(lengths)), lengths - 1].float().cpu())
-    return torch.cat(out)
-
-
-@torch.no_grad()
-def img_states_batch(model, contexts, batch_size: int = 64) -> ImgStates:
-    """The 8 [IMG] states after each context with ``[IMG0..7]`` appended: ``ImgStates((N, 8, d), (8, d))``."""
-    model.eval()
-    n_img = len(model.img_ids)
-    out = []
-    for i in range(0, len(contexts), batch_size):
-        embeds, mask, lengths = _padded_contexts(model, contexts[i : i + batch_size], model.img_ids)
-        hidden, _, _ = model.lm_forward(embeds, attention_mask=mask)
-        pos = lengths[:, None] - n_img + torch.arange(n_img, device=model.device)[None]
-        out.append(hidden.gather(1, pos.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])).float())
-    return ImgStates(torch.cat(out), model.img_embeds().detach().float())
-
-
-def img_states(model, context) -> ImgStates:
-    """The 8 [IMG] states after one context (str, image, or a list of both): ``ImgStates((1, 8, d), (8, d))``."""
-    return img_states_batch(model, [context])
-
-
-def _states(states) -> torch.Tensor:
-    s = states.states if isinstance(states, ImgStates) else states
-    return s.unsqueeze(0) if s.dim() == 2 else s
-
-
-@torch.no_grad()
-def prompt_embeds(model, states) -> torch.Tensor:
-    """The mapper's output for [IMG] states: the generator's ``prompt_embeds`` ``(N, max_length, text_width)``."""
-    model.eval()
-    return model.map_states(_states(states).to(model.device))
-
-
-def generate_images(model, generator, states, seed: int = 0, **kwargs) -> np.ndarray:
-    """Images from [IMG] states through the mapper and ``generator.generate(prompt_embeds, seed)``: uint8 NHWC."""
-    return generator.generate(prompt_embeds(model, states), seed=seed, **kwargs)
-
-
-@dataclass
-class RetrievalIndex:
-    """Retrieval-head embeddings ``(N, retrieval_dim)`` of a set of images, with their ids."""
-
-    ids: list[str]
-    embeddings: torch.Tensor
+            try:
+                load_trained_decision(profile, pipe.model)
+            except (RuntimeError, KeyError) as e:  # a head of other sizes: the VIST protocols do not need it
+                print(f"decision head not loaded ({e}); the VIST protocols do not use it")
+        pipe.model.eval()
+        check_frozen_devices(parts, pipe.model)
+        return pipe
 
     @classmethod
+    def from_pretrained(cls, folder, frozen_parts=None, profile=None, decision_head=None,
+                        index: RetrievalIndex | None = None, device=None) -> "GillPipeline":
+        """Load a `save_pretrained` folder, or a training stage's folder.
+
+        The frozen parts are ``frozen_parts`` if given, else loaded (`load_frozen_parts`, on the CPU) for
+        ``profile`` (a `Profile` or a name), else for the profile the folder names, with the frozen parts'
+        settings it recorded. A folder made for other frozen parts is refused with `CheckpointMismatchError`. ``decision_head``: a
+        ``decision_head.safetensors`` to load over the folder's head; ``index``: replaces the folder's.
+        ``device``: where to move everything (default: where the frozen parts were loaded, the CPU).
+        """
+        from .model import GillModel
+        from .model.gill import CONFIG_FILE
+
+        folder = Path(folder)
+        config_path = folder / CONFIG_FILE
+        if not config_path.is_file():
+            raise FileNotFoundError(f"no {CONFIG_FILE} in {folder}: not a GillPipeline or GILL checkpoint folder")
+        config = json.loads(config_path.read_text())
+        meta = config.get("pipeline", {})
+        if meta and meta.get("format") != PIPELINE_FORMAT:
+            raise ValueError(f"{folder} holds pipeline format {meta.get('format')!r}; this code reads {PIPELINE_FORMAT!r}")
+        if profile is None or isinstance(profile, str):
+            profile = _saved_profile(config, folder, profile, required=frozen_parts is None)
+        if frozen_parts is None:
+            from .backbones import load_frozen_parts
+
+            frozen_parts = load_frozen_parts(profile)
+        # refuses other frozen parts (names, sizes) before anything is built on them
+        model = GillModel.from_trainable(folder, frozen_parts, profile.train if profile is not None else None)
+        if decision_head is not None:
+            from .model.decision import load_decision_head
+
+            load_decision_head(model, decision_head)
+        if index is None and (folder / INDEX_FILE).is_file():
+            index = RetrievalIndex.load(folder / INDEX_FILE)
+            if (folder / INDEX_IMAGES_FILE).is_file():
+                from safetensors.torch import load_file
+
+                index.images = load_file(str(folder / INDEX_IMAGES_FILE))["images"].numpy()
+        pipe = cls(model.eval(), frozen_parts, index, profile)
+        return pipe.to(device) if device is not None else pipe
+
+    def save_pretrained(self, folder) -> Path:
+        """Write the pipeline into ``folder`` (see the module docstring): safetensors and JSON only. An index
+        whose images are read on demand (a dataset) is saved without them."""
+        from .io import atomic_save_file
+
+        folder = Path(folder)
+        images = self.index.images if self.index is not None else None
+        keep_images = images is not None and not callable(images)
+        meta = {"format": PIPELINE_FORMAT, "profile": getattr(self.profile, "name", None),
+                "frozen_configs": _frozen_configs(self.profile),
+                "index": INDEX_FILE if self.index is not None else None,
+                "index_images": INDEX_IMAGES_FILE if keep_images else None}
+        self.model.save_trainable(folder, extra={"pipeline": meta})
+        for name, wanted in ((INDEX_FILE, self.index is not None), (INDEX_IMAGES_FILE, keep_images)):
+            if not wanted:  # a stale file from an earlier save would come back with the next load
+                (folder / name).unlink(missing_ok=True)
+        if self.index is not None:
+            self.index.save(folder / INDEX_FILE)
+        if keep_images:
+            array = np.ascontiguousarray(np.asarray(images, dtype=np.uint8))
+            atomic_save_file({"images": torch.from_numpy(array)}, folder / INDEX_IMAGES_FILE)
+        return folder
+
+    def with_index(self, index: RetrievalIndex | None) -> "GillPipeline":
+        """The same pipeline (the same parts, not copies) with another retrieval index."""
+        return type(self)(self.model, self.parts, index, self.profile)
+
+    def to(self, device) -> "GillPipeline":
+        """Move the frozen parts and the trainable parts to ``device``; returns self. The index stays on the CPU,
+        where its scores are compared."""
+        if hasattr(self.parts, "to"):
+            self.parts.to(device)
+        self.model.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        """Where the trainable parts (and so the LM beside them) run."""
+        return self.model.device
+
+    @property
+    def generator(self):
+        """The frozen generator (`gill_lite.backbones.ImageGenerator`)."""
+        return self.parts.generator
+
+    # --------------------------------------------------------------------------------------- text and [IMG]
+    def caption(self, images, max_new_tokens: int = 24) -> list[str]:
+        """Greedy captions (first sentence) of uint8 images."""
+        return F.caption_images(self.model, images, max_new_tokens)
+
+    def decode(self, context, max_new_tokens: int = 32, stop_words=()) -> tuple[str, torch.Tensor | None]:
+        """Greedy continuation of a context: ``(text, [IMG] states (1, 8, d) if the model emitted [IMG0] else
+        None)``. Stops at EOS, at the first token of any of ``stop_words``, or after the eight [IMG] tokens."""
+        stops = [self.model.tokenizer.eos_token_id] + [t for w in stop_words for t in self.model.tokenize(w)[:1]]
+        result = F.generate_text(self.model, context, max_new_tokens, [s for s in stops if s is not None],
+                                 stop_at_img=True)
+        return result.text, (result.img_states[0].unsqueeze(0) if result.img_states else None)
+
+    def img_states(self, context) -> torch.Tensor:
+        """The 8 [IMG] states after one context (str, image, or a list of both), [IMG0..7] forced: ``(1, 8, d)``."""
+        return F.img_states(self.model, context).states
+
+    def img_states_batch(self, contexts) -> torch.Tensor:
+        """`img_states` for several contexts at once: ``(N, 8, d)`` (padding changes nothing)."""
+        return F.img_states_batch(self.model, list(contexts)).states
+
+    # ---------------------------------------------------------------------------------------- generation
+    def generate(self, states, seed: int = 0) -> np.ndarray:
+        """Images from [IMG] states, through the mapper into the generator: uint8 ``(N, H, W, 3)``; image ``k`` of
+        a call is seeded ``seed + k``."""
+        return np.asarray(F.generate_images(self.model, self.generator, _stack(states), seed))
+
+    def generate_from_text(self, prompts, seed: int = 0) -> np.ndarray:
+        """The generator alone on text prompts (the SD baseline): uint8 ``(N, H, W, 3)``."""
+        # the baseline's prompts are truncated by the generator's tokenizer on purpose (as SD's 77 tokens were);
+        # silence the per-batch truncation warnings that would otherwise list every prompt
+        with _quiet_truncation():
+            return np.asarray(self.generator.generate_from_text(list(prompts), seed=seed))
+
+    # ----------------------------------------------------------------------------------------- retrieval
+    def retrieval_queries(self, states) -> torch.Tensor:
+        """The retrieval head's unit-norm embeddings of the [IMG0] states: ``(N, retrieval_dim)``."""
+        return F.text_embeddings(self.model, _stack(states))
+
     @torch.no_grad()
-    def from_features(cls, model, pooled: torch.Tensor, ids) -> "RetrievalIndex":
-        """From pooled image-encoder vectors ``(N, image_hidden)``."""
-        model.eval()
-        emb = model.retrieval.embed_image(torch.as_tensor(pooled).float().to(model.device)).cpu()
-        if len(ids) != len(emb):
-            raise ValueError(f"{len(ids)} ids for {len(emb)} images")
-        return cls(list(ids), emb)
+    def embed_images(self, images) -> torch.Tensor:
+        """The retrieval head's unit-norm embeddings of uint8 images: ``(N, retrieval_dim)`` (what an index holds)."""
+        self.model.eval()
+        return self.model.retrieval.embed_image(F.encode_images(self.model, images)).cpu()
 
-    @classmethod
-    def build(cls, model, images, ids, batch_size: int = 256) -> "RetrievalIndex":
-        """From uint8 images ``(N, H, W, 3)``, encoded with the model's frozen image encoder."""
-        feats = torch.cat([encode_images(model, images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
-        return cls.from_features(model, feats, ids)
+    def build_index(self, images, ids, batch_size: int = 256) -> RetrievalIndex:
+        """A `RetrievalIndex` of uint8 images (kept in it, to be shown); assign it to ``pipe.index`` to use it."""
+        return RetrievalIndex.build(self.model, images, ids, batch_size)
 
-    MAX_METADATA_IDS = 8 << 20  # safetensors headers are capped (100 MB): larger id lists go to a sidecar JSON
+    def retrieve(self, states, k: int = 1, exclude=None) -> list[list[tuple[str, float]]]:
+        """Top-``k`` ``(id, cosine score)`` of the index for each query's [IMG0] state; ``exclude``: per query, ids
+        to skip."""
+        return F.retrieve(self.model, self._index(), _stack(states), k, exclude)
 
-    def save(self, path) -> Path:
-        """One safetensors file (``embeddings``; ids in its metadata, or in ``<path>.ids.json`` when huge)."""
-        from .io import atomic_save_file, atomic_write_json
+    def index_images(self, ids) -> np.ndarray:
+        """The images behind index ids: uint8 ``(len(ids), H, W, 3)``."""
+        return self._index().images_of(ids)
 
-        path = Path(path)
-        ids = json.dumps(self.ids)
-        if len(ids) <= self.MAX_METADATA_IDS:
-            atomic_save_file({"embeddings": self.embeddings.float()}, path, metadata={"ids": ids})
-        else:
-            atomic_write_json(path.with_name(path.name + ".ids.json"), self.ids, indent=None)
-            atomic_save_file({"embeddings": self.embeddings.float()}, path, metadata={"ids_file": path.name + ".ids.json"})
-        return path
+    def _index(self) -> RetrievalIndex:
+        if self.index is None:
+            raise ValueError("this pipeline has no retrieval index: set pipe.index (pipe.build_index(images, ids), "
+                             "or index= when loading)")
+        return self.index
 
-    @classmethod
-    def load(cls, path) -> "RetrievalIndex":
-        from safetensors import safe_open
+    # ----------------------------------------------------------------------------------------- decision
+    def decide(self, states) -> dict[str, float]:
+        """The decision head on ONE query's [IMG0] state: ``{"generate": p, "retrieve": q}``."""
+        states = _stack(states)
+        if len(states) != 1:
+            raise ValueError(f"decide takes one query's [IMG] states, got {len(states)}")
+        return F.decide(self.model, states)
 
-        path = Path(path)
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            ids = json.loads(meta["ids"]) if "ids" in meta else json.loads((path.parent / meta["ids_file"]).read_text())
-            return cls(ids, f.get_tensor("embeddings"))
+    def show_image(self, states, seed: int = 0) -> ShownImage:
+        """Decide, then run ONLY the chosen path for one query's [IMG] states: the top-1 retrieval from the
+        index, or the mapper + generator at ``seed``. (The published code always ran Stable Diffusion, then
+        threw the image away when retrieval won.)"""
+        probabilities = self.decide(states)
+        if probabilities["retrieve"] > probabilities["generate"]:
+            retrieved_id, _score = self.retrieve(states, k=1)[0][0]
+            return ShownImage("retrieve", probabilities, np.asarray(self.index_images([retrieved_id])[0]), retrieved_id)
+        return ShownImage("generate", probabilities, np.asarray(self.generate(states, seed))[0])
 
-    def __len__(self) -> int:
-        return len(self.ids)
+    def respond(self, context, max_new_tokens: int = 32, seed: int = 0, force_image: bool = False, stop_words=(),
+                trim=None) -> Response:
+        """Answer an interleaved context: greedy text, and when [IMG] states come (the model emitted ``[IMG0]``,
+        or ``force_image`` appends ``[IMG0..7]`` after its words), the one image `show_image` chooses.
+
+        ``stop_words``: decoding also stops at their first tokens; ``trim(text) -> text``: the part of the decoded
+        text that is the answer (the chat cuts the next turn off), read before the [IMG] tokens are forced."""
+        text, states = self.decode(context, max_new_tokens, stop_words)
+        text = trim(text) if trim is not None else text
+        response = Response(text, emitted_img=states is not None)
+        if states is None and force_image:  # [IMG0..7] appended after the model's own words
+            states = self.img_states(_after(context, text))
+        if states is not None:
+            response.image = self.show_image(states, seed)
+        return response
+
+    # ------------------------------------------------------------------------------ what a conversation needs
+    @property
+    def max_positions(self) -> int | None:
+        """The LM's window in positions (None when unknown)."""
+        config = getattr(getattr(self.model, "lm", None), "config", None)
+        value = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        return int(value) if value else None
+
+    @property
+    def image_size(self) -> int | None:
+        """The image encoder's input size (None when unknown)."""
+        return getattr(getattr(self.parts, "image_encoder", None), "image_size", None)
+
+    def count_positions(self, context) -> int:
+        """How many LM positions a context takes (`gill_lite.model.functional.context_length`)."""
+        return F.context_length(self.model, context)
 
 
-@torch.no_grad()
-def text_embeddings(model, states) -> torch.Tensor:
-    """The retrieval head's embedding of the [IMG0] state(s): ``(N, retrieval_dim)``, unit norm."""
-    model.eval()
-    return model.retrieval.embed_text(_states(states)[:, 0].to(model.device)).cpu()
+def _after(context, text: str) -> list:
+    """``context`` with the model's own words added to its last text (or after its last image)."""
+    context = [context] if isinstance(context, str) or F.is_image(context) else list(context)
+    if not text:
+        return context
+    if context and isinstance(context[-1], str):
+        return context[:-1] + [f"{context[-1]} {text}"]
+    return context + [text]
 
 
-def retrieve(model, index: RetrievalIndex, states, k: int = 5, exclude=None) -> list[list[tuple[str, float]]]:
-    """Top-``k`` (id, cosine score) of ``index`` for each query's [IMG0] state. ``exclude``: per query, ids to skip
-    (e.g. the images already in a story)."""
-    scores = text_embeddings(model, states) @ index.embeddings.t()
-    if exclude is not None:
-        pos = {i: j for j, i in enumerate(index.ids)}
-        for q, ids in enumerate(exclude):
-            for i in ids:
-                if i in pos:
-                    scores[q, pos[i]] = float("-inf")
-    top = scores.topk(min(k, len(index)), dim=1)
-    return [[(index.ids[j], float(s)) for s, j in zip(row_s, row_i)] for row_s, row_i in
-            zip(top.values.tolist(), top.indices.tolist())]
+def _stack(states) -> torch.Tensor:
+    """Per-context states ``(1, 8, d)``/``(8, d)``, a list of them, or `ImgStates`, as one ``(N, 8, d)`` tensor."""
+    states = getattr(states, "states", states)
+    if isinstance(states, torch.Tensor):
+        return states if states.dim() == 3 else states.unsqueeze(0)
+    return torch.cat([_stack(s) for s in states])
 
 
-@torch.no_grad()
-def decide(model, states) -> dict[str, float] | list[dict[str, float]]:
-    """The decision head on the [IMG0] state: ``{"generate": p, "retrieve": q}`` (a list for several queries)."""
-    model.eval()
-    probs = model.decision(_states(states)[:, 0].to(model.device)).softmax(-1).cpu().tolist()
-    out = [dict(zip(CLASSES, p)) for p in probs]
-    return out[0] if len(out) == 1 else out
+class _quiet_truncation:
+    """Lower the transformers/diffusers log level to errors for the duration of a block."""
+
+    def __enter__(self):
+        import logging
+
+        self.loggers = [logging.getLogger(n) for n in ("transformers", "diffusers")]
+        self.levels = [lg.level for lg in self.loggers]
+        for lg in self.loggers:
+            lg.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        for lg, level in zip(self.loggers, self.levels):
+            lg.setLevel(level)
+
+
+def _frozen_configs(profile) -> dict | None:
+    """The profile's settings of each frozen part (where to load it from, how to run it), as JSON."""
+    if profile is None:
+        return None
+    return {f: dataclasses.asdict(getattr(profile, f)) for f in FROZEN_FIELDS}
+
+
+def _saved_profile(config: dict, folder: Path, name: str | None, required: bool):
+    """The profile named ``name``, else the one the folder records, with the frozen parts' settings it recorded
+    (JSON lists back to the tuples the dataclasses hold)."""
+    from .config import get_profile
+
+    if name is not None:
+        return get_profile(name)
+    meta = config.get("pipeline", {})
+    name = meta.get("profile") or config.get("run", {}).get("profile")
+    if name is None:
+        if required:
+            raise ValueError(f"{folder} names no profile to load its frozen parts for; pass frozen_parts= or profile=")
+        return None
+    base = get_profile(name)
+    overrides = {}
+    for part, values in (meta.get("frozen_configs") or {}).items():
+        current = getattr(base, part)
+        overrides[part] = {k: tuple(v) if isinstance(getattr(current, k, None), tuple) and isinstance(v, list) else v
+                           for k, v in values.items() if k in {f.name for f in dataclasses.fields(current)}}
+    return get_profile(name, **overrides)

@@ -266,7 +266,8 @@ class ChatWidget:
     and a file upload; each answer is rendered inline with its image, where it came from (retrieved /
     generated) and the decision's probabilities.
 
-    ``chat`` is a `gill_lite.chat.GillChat`; the "always answer with an image" box starts at ``force_image``
+    ``chat`` is a `gill_lite.inference.GillPipeline` (the widget starts a `gill_lite.chat.GillChat` with it, at
+    ``seed``) or a `GillChat` already made; the "always answer with an image" box starts at ``force_image``
     (default: the chat's own ``force_image``). Headless runs (nbval, tests) call `send` directly, which is what
     the button and Enter call. An error while answering is shown in the widget, the turn is not kept, and the
     widget stays usable. ``transcript`` keeps every turn as ``(role, text, image or None, caption)``.
@@ -274,9 +275,14 @@ class ChatWidget:
 
     NO_IMAGE = "(no image)"
 
-    def __init__(self, chat, picker_images: dict | None = None, image_px: int = 96, force_image: bool | None = None):
+    def __init__(self, chat, picker_images: dict | None = None, image_px: int = 96, force_image: bool | None = None,
+                 seed: int = 0):
         import ipywidgets as w
 
+        from gill_lite.chat import GillChat
+
+        if not isinstance(chat, GillChat):  # a pipeline: a new conversation with it
+            chat = GillChat(chat, seed=seed, force_image=bool(force_image))
         self.chat, self.image_px = chat, image_px
         self.picker_images = dict(picker_images or {})
         self.transcript: list[tuple[str, str, object, str]] = []

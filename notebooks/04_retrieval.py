@@ -83,15 +83,14 @@ record_results(profile, "retrieval", {"recall_test_pool": recall, "test_pool_siz
 
 # %%
 import numpy as np
-from gill_lite.inference import RetrievalIndex, img_states_batch, retrieve
+from gill_lite.inference import GillPipeline
 
-images = np.stack([e.image(w.image_size) for e in pool])
-index = RetrievalIndex.build(model, images, [e.id for e in pool])
-index.save(profile.run_dir / "gill" / "retrieval" / "index_test.safetensors")
+pipe = GillPipeline(model, parts, profile=profile)  # this stage's GILL, its frozen parts and an index of the pool
+pipe.index = pipe.build_index(np.stack([e.image(w.image_size) for e in pool]), [e.id for e in pool])
+pipe.index.save(profile.run_dir / "gill" / "retrieval" / "index_test.safetensors")
 queries = pool[:N_QUERIES]
-hits = retrieve(model, index, img_states_batch(model, [q.caption for q in queries]), k=K)
-by_id = {e.id: e for e in pool}
-fig = image_rows({f"{j + 1}. {q.caption}": [by_id[i].image(w.image_size) for i, _ in row]
+hits = pipe.retrieve(pipe.img_states_batch([q.caption for q in queries]), k=K)
+fig = image_rows({f"{j + 1}. {q.caption}": list(pipe.index_images([i for i, _ in row]))
                   for j, (q, row) in enumerate(zip(queries, hits))},
                  titles=[f"top {j + 1}" for j in range(K)])
 save_figure(fig, profile, "04_top_k", stage="retrieval")

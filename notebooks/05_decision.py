@@ -40,15 +40,14 @@ N_WIDGET = 20  # prompts offered in the judging widget
 
 # %%
 # %matplotlib inline
-from gill_lite.backbones import load_frozen_parts
 from gill_lite.config import notebook_profile
 from gill_lite.decision import stage
 from gill_lite.decision.classifier import fit_decision, head_of
 from gill_lite.decision.data import decision_prompts
 from gill_lite.figures import confusion_plot, decision_training_plot, image_grid, label_counts_plot, save_figure
+from gill_lite.inference import GillPipeline
 from gill_lite.paper_numbers import ANNOTATOR_F1, DECISION_COUNTS
 from gill_lite.pipeline import record_results
-from gill_lite.train import load_gill
 from gill_lite.widgets import JudgingPanel
 
 profile = notebook_profile(PROFILE)
@@ -56,11 +55,12 @@ print(profile.name, profile.decision)
 
 # %% [markdown]
 # ## The trained GILL
-# `load_gill` finds the finished checkpoint of notebooks 01-04 (or the joint run) and trains only what is missing.
+# `GillPipeline.for_profile` loads the frozen parts and finds the finished checkpoint of notebooks 01-04 (or the
+# joint run), training only what is missing. Its decision head is the one this notebook trains.
 
 # %%
-parts = load_frozen_parts(profile)
-model = load_gill(profile, parts)
+pipe = GillPipeline.for_profile(profile, with_decision=False)
+pipe
 
 # %% [markdown]
 # ## 1 · Collect: one generated and one retrieved image per prompt
@@ -71,7 +71,7 @@ model = load_gill(profile, parts)
 
 # %%
 prompts, published_votes = decision_prompts(profile)
-collection = stage.collect_for_profile(profile, model, parts, prompts)
+collection = stage.collect_for_profile(profile, pipe, prompts)
 print(len(collection), "prompts collected in", collection.root)
 
 # %%
@@ -99,7 +99,7 @@ panel.widget
 # Then the paper's rule keeps the confident prompts.
 
 # %%
-judged = stage.judge_collection(profile, collection, parts.eval_clip, votes=published_votes,
+judged = stage.judge_collection(profile, collection, pipe.parts.eval_clip, votes=published_votes,
                                 human_path=stage.human_votes_path(profile))
 print("labels after the confidence rule:", judged.counts, f"(paper: {DECISION_COUNTS})")
 print(f"your votes used: {judged.n_human}")
@@ -122,7 +122,7 @@ fig
 
 # %%
 features, labels, keep = stage.confident_set(collection, judged.labels)
-result = fit_decision(profile, model, features, labels)
+result = fit_decision(profile, pipe.model, features, labels)
 ceiling = stage.validation_ceiling(judged, keep, result.n_train)
 print(f"{result.n_train} train / {result.n_val} validation examples")
 print(f"validation macro F1 {result.val['macro_f1']:.3f} (accuracy {result.val['accuracy']:.3f}); "
@@ -143,22 +143,18 @@ fig
 # ## 4 · What the decision does with the prompts
 # On every collected prompt (confident or not): how often the head retrieves for prompts of seen combinations,
 # and generates for novel ones. At inference only the chosen path runs
-# (`gill_lite.decision.respond.show_image`, `gill_lite.chat`): the generator is not even called when retrieval wins.
+# (`GillPipeline.show_image`, which `respond` and the chat go through): the generator is not even called when
+# retrieval wins.
 
 # %%
-shares = stage.choice_shares(head_of(model), collection.features(), collection.categories)
+shares = stage.choice_shares(head_of(pipe.model), collection.features(), collection.categories)
 shares
 
 # %%
-from gill_lite.decision.respond import show_image
-from gill_lite.inference import img_states
-
-index, dataset = stage.corpus_index(profile, model, parts)
-rows = {i: n for n, i in enumerate(dataset.ids)}
-shown = [show_image(model, parts, index, img_states(model, collection.texts[i]), seed=0,
-                    image_of=lambda rid: dataset.load_images([rows[rid]])[0]) for i in range(4)]
-image_grid([s["image"] for s in shown],
-           [f"{s['choice']} (p={max(s['probabilities'].values()):.2f}): {collection.texts[i]}" for i, s in enumerate(shown)],
+on_corpus = pipe.with_index(stage.corpus_index(profile, pipe))  # retrieving from GILL's training images
+shown = [on_corpus.show_image(on_corpus.img_states(collection.texts[i]), seed=0) for i in range(4)]
+image_grid([s.image for s in shown],
+           [f"{s.choice} (p={max(s.probabilities.values()):.2f}): {collection.texts[i]}" for i, s in enumerate(shown)],
            ncols=4, title_width=24)
 
 # %%

@@ -58,12 +58,12 @@ from gill_lite.config import notebook_profile
 from gill_lite.evaluate.chain import chain_lines, chain_stories, chain_table, image_link, measure_chain
 from gill_lite.evaluate.dialogue import dialogue_items, dialogue_summary, evaluate_dialogues
 from gill_lite.evaluate.figures import dialogue_figure, story_results_figure
-from gill_lite.evaluate.runner import load_runner
 from gill_lite.evaluate.stories import evaluation_stories
 from gill_lite.evaluate.tables import (attribute_table, generation_table, orderings_table, retrieval_table,
                                        vist_metrics)
 from gill_lite.evaluate.vist import evaluate_vist
 from gill_lite.figures import save_figure, story_strip
+from gill_lite.inference import GillPipeline
 from gill_lite.pipeline import record_results
 from gill_lite.world.stories import make_stories
 
@@ -72,11 +72,12 @@ print(profile.name, profile.eval)
 
 # %% [markdown]
 # ## The trained GILL
-# `load_runner` loads the frozen parts and finds GILL's finished checkpoint (notebooks 01-04 or the joint run;
-# `load_gill` trains only what is missing). The evaluation only reads the model.
+# `GillPipeline.for_profile` loads the frozen parts and finds GILL's finished checkpoint (notebooks 01-04 or the
+# joint run; `load_gill` trains only what is missing). The evaluation only reads the pipeline.
 
 # %%
-runner, parts = load_runner(profile)
+pipe = GillPipeline.for_profile(profile)
+pipe
 
 # %% [markdown]
 # ## The evaluation stories
@@ -97,7 +98,7 @@ story_strip(s.images, s.captions, title=f"{s.id}: known from each setting: {s.kn
 # encoder's text tower on the 5 captions) and GILL with the captions only.
 
 # %%
-summary, gen, ret = evaluate_vist(runner, parts, stories, profile.eval, skipped)
+summary, gen, ret = evaluate_vist(pipe, stories, profile.eval, skipped)
 print(f"{summary['stories_per_second']:.2f} stories/s")
 
 # %% [markdown]
@@ -139,7 +140,7 @@ if profile.uses_world:  # the chain needs the world's ground truth
     w = profile.world
     n_fit = min(N_CHAIN_FIT, standin_recipe(profile).lm.n_stories)  # among the stories the LM stand-in read
     fit = chain_stories(make_stories(n_fit, w.seed, "lm", w.image_size), w.image_size)
-    chain = measure_chain(runner.model, parts.generator, fit, chain_stories(stories), seed=profile.eval.seed,
+    chain = measure_chain(pipe.model, pipe.generator, fit, chain_stories(stories), seed=profile.eval.seed,
                           draw=False, progress=False)
     for setting, accs in image_link(gen, stories).items():  # the images generated above, not new ones
         chain[setting]["image"] = accs
@@ -182,7 +183,7 @@ fig
 
 # %%
 items, dialogue_skipped = dialogue_items(profile, min(N_DIALOGUES, profile.eval.n_stories))
-dres = evaluate_dialogues(runner, parts.eval_clip, items, seed=profile.eval.seed)
+dres = evaluate_dialogues(pipe, pipe.parts.eval_clip, items, seed=profile.eval.seed)
 dsum = dialogue_summary(dres, items, profile.eval.bootstrap, profile.eval.seed)
 display(Markdown(generation_table(dsum)))
 dialogue_figure(items, dres, n=4)

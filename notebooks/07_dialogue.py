@@ -19,7 +19,7 @@
 # GILL takes an **interleaved** list of texts and images and answers with text, and, when it emits `[IMG0]`,
 # an image. The paper writes a conversation as `Q: ...` / `A: ...` lines; the model answers after `A:`.
 #
-# What happens for one answer (`gill_lite.chat.GillChat.respond`):
+# What happens for one answer (`gill_lite.chat.GillChat.respond`, through `GillPipeline.respond`):
 # 1. the conversation becomes the model's input: texts tokenised (`BOS text`), images through the visual prefix;
 # 2. **greedy decoding with a KV cache**; `[IMG1..7]` can never be sampled, and once `[IMG0]` comes out all eight
 #    `[IMG]` tokens are appended;
@@ -42,8 +42,8 @@ SEED = 0
 # %matplotlib inline
 from gill_lite.chat import GillChat, world_index
 from gill_lite.config import notebook_profile
-from gill_lite.evaluate.runner import load_runner
 from gill_lite.figures import image_grid
+from gill_lite.inference import GillPipeline
 from gill_lite.widgets import ChatWidget
 from gill_lite.world.corpus import make_split
 
@@ -52,14 +52,14 @@ print(profile.name)
 
 # %% [markdown]
 # ## GILL, its decision head, and the images it can retrieve
-# The retrieval index holds the corpus's training images (the paper retrieves from CC3M, its training set).
+# One `GillPipeline` holds GILL's trained parts (with notebook 05's decision head), its frozen parts and the
+# retrieval index, which holds the corpus's training images (the paper retrieves from CC3M, its training set).
 
 # %%
-runner, parts = load_runner(profile)
-model = runner.model
-index, index_images, index_captions = world_index(model, profile, "train")
-chat = GillChat(model, parts, index, index_images, seed=SEED, force_image=FORCE_IMAGE)
-print(len(index), "images in the retrieval index")
+pipe = GillPipeline.for_profile(profile)
+pipe.index, index_captions = world_index(pipe, profile, "train")
+chat = GillChat(pipe, seed=SEED, force_image=FORCE_IMAGE)
+print(pipe, "|", len(pipe.index), "images in the retrieval index")
 
 
 # %% [markdown]
@@ -113,8 +113,7 @@ print(transcript(chat.history))
 # %%
 examples = make_split("test", 12, profile.world.seed, profile.world.heldout_fraction, profile.world.image_size)
 picker = {f"image {i + 1}": e.image(profile.world.image_size) for i, e in enumerate(examples)}
-widget = ChatWidget(GillChat(model, parts, index, index_images, seed=SEED, force_image=FORCE_IMAGE), picker,
-                    force_image=FORCE_IMAGE)
+widget = ChatWidget(pipe, picker, seed=SEED, force_image=FORCE_IMAGE)
 widget.send("show me a large blue square in the middle")
 widget.send("what is this?", image=examples[0].image(profile.world.image_size), force_image=False)
 widget.widget

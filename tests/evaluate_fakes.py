@@ -27,10 +27,12 @@ class Flatten:
         return np.ones((len(texts), self.dim)) / np.sqrt(self.dim)
 
 
-class FakeRunner:
-    """Remembers every call. With images in the context it 'generates' the true last image (an oracle)."""
+class FakePipeline:
+    """The evaluation's calls of a `GillPipeline`; remembers every call. With images in the context it
+    'generates' the true last image (an oracle). ``parts``: what `evaluate_vist` measures with."""
 
-    def __init__(self, stories):
+    def __init__(self, stories, parts=None):
+        self.parts = parts
         self.truth = {tuple(s.captions): s.last_image for s in stories}
         self.contexts, self.seeds, self.prompts = [], [], []
 
@@ -62,5 +64,5 @@ class FakeRunner:
             out.append(ref.embed_images([o])[0] if o is not None else np.ones(dim) / np.sqrt(dim))
         return np.stack(out)
 
-    def index_images(self, images):
+    def embed_images(self, images):
         return Flatten().embed_images(images)

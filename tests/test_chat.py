@@ -3,14 +3,19 @@ import numpy as np
 import pytest
 
 from gill_lite.chat import GillChat, Reply, dialogue_prompt
+from gill_lite.inference import GillPipeline
 
 
-class FakeRunner:
+class FakePipeline(GillPipeline):
+    """GillPipeline's own respond / show_image, on faked computations (decoding, states, decision, retrieval,
+    generation) that record each call."""
+
     def __init__(self, p_ret, emits=True, text="here it is"):
+        super().__init__(model=None, parts=None)
         self.p_ret, self.emits, self.text = p_ret, emits, text
         self.calls = []
 
-    def decode(self, context, max_new_tokens):
+    def decode(self, context, max_new_tokens=32, stop_words=()):
         self.calls.append(("decode", context))
         return self.text, ("states" if self.emits else None)
 
@@ -20,49 +25,52 @@ class FakeRunner:
 
     def decide(self, states):
         self.calls.append(("decide", states))
-        return 1 - self.p_ret, self.p_ret
+        return {"generate": 1 - self.p_ret, "retrieve": self.p_ret}
 
-    def retrieve(self, states, k):
+    def retrieve(self, states, k=1, exclude=None):
         self.calls.append(("retrieve", states, k))
-        return [(np.full((4, 4, 3), 1, np.uint8), 0.9)]
+        return [[("img1", 0.9)]]
 
-    def generate(self, states, seed):
+    def index_images(self, ids):
+        return np.full((len(ids), 4, 4, 3), 1, np.uint8)
+
+    def generate(self, states, seed=0):
         self.calls.append(("generate", states, seed))
-        return np.full((len(states), 4, 4, 3), 2, np.uint8)
+        return np.full((1, 4, 4, 3), 2, np.uint8)
 
     def names(self):
         return [c[0] for c in self.calls]
 
 
 def test_retrieve_when_the_decision_says_retrieve_and_never_runs_the_generator():
-    runner = FakeRunner(p_ret=0.8)
-    reply = GillChat(runner=runner).respond(["show me a red circle"])
+    pipe = FakePipeline(p_ret=0.8)
+    reply = GillChat(pipe).respond(["show me a red circle"])
     assert reply.text == "here it is" and reply.emitted_img
     assert len(reply.images) == 1
     image, source, probs = reply.images[0]
     assert source == "retrieved" and (image == 1).all()
     assert probs == pytest.approx({"generate": 0.2, "retrieve": 0.8})
-    assert "generate" not in runner.names()
-    assert runner.names() == ["decode", "decide", "retrieve"]  # the emitted states are used as they are
+    assert "generate" not in pipe.names()
+    assert pipe.names() == ["decode", "decide", "retrieve"]  # the emitted states are used as they are
 
 
 def test_generate_otherwise_and_never_retrieves():
-    runner = FakeRunner(p_ret=0.3)
-    reply = GillChat(runner=runner, seed=5).respond(["draw a blue square"])
+    pipe = FakePipeline(p_ret=0.3)
+    reply = GillChat(pipe, seed=5).respond(["draw a blue square"])
     assert reply.images[0].source == "generated" and (reply.images[0].image == 2).all()
-    assert "retrieve" not in runner.names()
-    assert ("generate", ["states"], 5) in runner.calls
+    assert "retrieve" not in pipe.names()
+    assert ("generate", "states", 5) in pipe.calls
 
 
 def test_no_image_when_the_model_does_not_emit_img_unless_forced():
-    runner = FakeRunner(p_ret=0.9, emits=False, text="it is red.")
-    chat = GillChat(runner=runner)
+    pipe = FakePipeline(p_ret=0.9, emits=False, text="it is red.")
+    chat = GillChat(pipe)
     reply = chat.respond(["what colour is it?"])
-    assert reply.images == [] and runner.names() == ["decode"]
+    assert reply.images == [] and pipe.names() == ["decode"]
     reply = chat.respond(["what colour is it?"], force_image=True)
     assert reply.images[0].source == "retrieved"
     # the [IMG] states are read after the model's own words
-    assert runner.calls[2] == ("img_states", ["Q: what colour is it?\nA: it is red."])
+    assert pipe.calls[2] == ("img_states", ["Q: what colour is it?\nA: it is red."])
 
 
 def test_prompt_is_in_the_papers_dialogue_format():
@@ -74,11 +82,11 @@ def test_prompt_is_in_the_papers_dialogue_format():
 
 
 def test_ask_keeps_the_conversation():
-    runner = FakeRunner(p_ret=0.1, emits=False, text="yes.")
-    chat = GillChat(runner=runner)
+    pipe = FakePipeline(p_ret=0.1, emits=False, text="yes.")
+    chat = GillChat(pipe)
     chat.ask("is it red?")
     chat.ask("is it big?")
-    assert runner.calls[-1] == ("decode", ["Q: is it red?\nA: yes.\nQ: is it big?\nA:"])
+    assert pipe.calls[-1] == ("decode", ["Q: is it red?\nA: yes.\nQ: is it big?\nA:"])
     assert len(chat.history) == 4
     chat.reset()
     assert chat.history == []
@@ -89,9 +97,9 @@ def test_ask_keeps_the_conversation():
 def test_chat_widget_runs_headless_and_renders_each_turn():
     from gill_lite.widgets import ChatWidget
 
-    runner = FakeRunner(p_ret=0.7)
+    pipe = FakePipeline(p_ret=0.7)
     picker = {"red circle": np.full((8, 8, 3), 200, np.uint8)}
-    widget = ChatWidget(GillChat(runner=runner), picker_images=picker)
+    widget = ChatWidget(GillChat(pipe), picker_images=picker)
     widget.picker.value = "red circle"
     widget.text.value = "what is this?"
     reply = widget.send()
@@ -102,7 +110,7 @@ def test_chat_widget_runs_headless_and_renders_each_turn():
     assert "retrieved" in widget.transcript[1][3] and "0.70" in widget.transcript[1][3]
     assert len(widget.log.children) == 2
     # the picked image went to the model before the question
-    first = runner.calls[0][1]
+    first = pipe.calls[0][1]
     assert not isinstance(first[0], str) and first[1] == "Q: what is this?\nA:"
     assert widget.text.value == "" and widget.picker.value == "(no image)"
     assert widget.send(text="  ") is None  # nothing to send
@@ -154,24 +162,24 @@ def test_images_reach_the_encoder_as_rgb_at_its_size_whatever_they_were():
     with pytest.raises(ValueError, match="an image is"):
         encoder_image(np.zeros((4, 4, 2), np.uint8))
 
-    runner = FakeRunner(p_ret=0.9)
-    chat = GillChat(runner=runner, image_size=16)
+    pipe = FakePipeline(p_ret=0.9)
+    chat = GillChat(pipe, image_size=16)
     chat.ask(np.zeros((64, 64, 4), np.uint8), "what is this?")
     chat.ask(np.zeros((8, 8), np.uint8), "and this?")
-    images = [x for x in runner.calls[-3][1] if not isinstance(x, str)]  # the last decode's prompt
+    images = [x for x in pipe.calls[-3][1] if not isinstance(x, str)]  # the last decode's prompt
     assert [im.shape for im in images] == [(16, 16, 3)] * 3  # the user's two and the one the model showed
     assert all(im.dtype == np.uint8 for im in images)
 
 
 def test_the_conversation_stays_inside_the_window_dropping_the_oldest_turns():
-    runner = FakeRunner(p_ret=0.1, emits=False, text="yes it is.")
-    chat = GillChat(runner=runner, max_positions=60, max_new_tokens=10, count_positions=words_and_images)
+    pipe = FakePipeline(p_ret=0.1, emits=False, text="yes it is.")
+    chat = GillChat(pipe, max_positions=60, max_new_tokens=10, count_positions=words_and_images)
     assert chat.prompt_budget == 60 - 10 - 8 - 2
     dropped = []
     for i in range(12):
         reply = chat.ask(f"is the shape number {i} red?")
         dropped.append(reply.dropped_turns)
-        prompt = [c for c in runner.calls if c[0] == "decode"][-1][1]
+        prompt = [c for c in pipe.calls if c[0] == "decode"][-1][1]
         assert words_and_images(prompt) <= chat.prompt_budget
     assert dropped[0] == 0 and sum(dropped) > 0
     assert chat.history[-2] == "is the shape number 11 red?"  # the newest turn is always kept
@@ -179,8 +187,8 @@ def test_the_conversation_stays_inside_the_window_dropping_the_oldest_turns():
 
 
 def test_a_message_longer_than_the_window_keeps_its_last_words():
-    runner = FakeRunner(p_ret=0.1, emits=False, text="ok.")
-    chat = GillChat(runner=runner, max_positions=60, max_new_tokens=10, count_positions=words_and_images)
+    pipe = FakePipeline(p_ret=0.1, emits=False, text="ok.")
+    chat = GillChat(pipe, max_positions=60, max_new_tokens=10, count_positions=words_and_images)
     reply = chat.ask("red " * 200 + "is it a circle?")
     assert reply.shortened and reply.text == "ok."
     kept = chat.history[0]
@@ -192,18 +200,18 @@ def test_a_message_longer_than_the_window_keeps_its_last_words():
 
 
 def test_a_failed_turn_leaves_the_conversation_as_it_was():
-    runner = FakeRunner(p_ret=0.1, emits=False, text="yes.")
-    chat = GillChat(runner=runner)
+    pipe = FakePipeline(p_ret=0.1, emits=False, text="yes.")
+    chat = GillChat(pipe)
     chat.ask("is it red?")
     before = list(chat.history)
-    broken = runner.decode
-    runner.decode = lambda context, n: (_ for _ in ()).throw(IndexError("index out of range in self"))
+    broken = pipe.decode
+    pipe.decode = lambda *args, **kwargs: (_ for _ in ()).throw(IndexError("index out of range in self"))
     with pytest.raises(IndexError):
         chat.ask("is it big?")
     assert chat.history == before
-    runner.decode = broken
+    pipe.decode = broken
     chat.ask("is it small?")
-    assert runner.calls[-1] == ("decode", ["Q: is it red?\nA: yes.\nQ: is it small?\nA:"])
+    assert pipe.calls[-1] == ("decode", ["Q: is it red?\nA: yes.\nQ: is it small?\nA:"])
 
 
 def test_answers_stop_at_the_end_of_the_answer():
@@ -213,7 +221,7 @@ def test_answers_stop_at_the_end_of_the_answer():
     assert clean_answer("a circle. Q :") == "a circle."
     assert clean_answer("q") == ""
     assert clean_answer("a quiet square") == "a quiet square"
-    reply = GillChat(runner=FakeRunner(p_ret=0.1, emits=False, text="it is red. q")).respond(["colour?"])
+    reply = GillChat(FakePipeline(p_ret=0.1, emits=False, text="it is red. q")).respond(["colour?"])
     assert reply.text == "it is red."
 
 
@@ -222,18 +230,18 @@ def test_a_real_gill_answers_past_its_window_without_index_errors():
     import torch
 
     from gill_fixtures import tiny_parts, tiny_train_cfg
-    from gill_lite.chat import prompt_positions
-    from gill_lite.inference import RetrievalIndex, context_embeds
     from gill_lite.model import GillModel
+    from gill_lite.model.functional import context_embeds
 
     torch.manual_seed(0)
-    model = GillModel.build(tiny_parts(layers=1), tiny_train_cfg())
+    parts = tiny_parts(layers=1)
+    pipe = GillPipeline(GillModel.build(parts, tiny_train_cfg()), parts)
     images = np.random.default_rng(0).integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
-    index = RetrievalIndex.build(model, images, ["a", "b", "c"])
-    chat = GillChat(model, model.parts, index, images, max_new_tokens=6, force_image=True, image_size=16)
+    pipe.index = pipe.build_index(images, ["a", "b", "c"])
+    chat = GillChat(pipe, max_new_tokens=6, force_image=True, image_size=16)
     assert chat.max_positions == 128
     prompt = ["Q: is it a red circle?\nA:", images[0], "Q: and this?"]
-    assert prompt_positions(model, prompt) == context_embeds(model, prompt).shape[0]
+    assert chat.count_positions(prompt) == context_embeds(pipe.model, prompt).shape[0]
     chat.ask("there is a red circle at the top left " * 30)
     for i in range(8):
         reply = chat.ask(np.zeros((40, 24, 4), np.uint8), "is it a big blue square in the middle?")
@@ -243,17 +251,17 @@ def test_a_real_gill_answers_past_its_window_without_index_errors():
 def test_chat_widget_shows_errors_and_goes_on_and_enter_sends():
     from gill_lite.widgets import ChatWidget
 
-    runner = FakeRunner(p_ret=0.7, emits=False, text="yes.")
-    widget = ChatWidget(GillChat(runner=runner, force_image=True))
+    pipe = FakePipeline(p_ret=0.7, emits=False, text="yes.")
+    widget = ChatWidget(GillChat(pipe, force_image=True))
     assert widget.force.value is True  # the box starts at the chat's (the notebook's FORCE_IMAGE)
-    assert ChatWidget(GillChat(runner=runner), force_image=True).force.value is True
-    broken = runner.decode
-    runner.decode = lambda context, n: (_ for _ in ()).throw(IndexError("index out of range in self"))
+    assert ChatWidget(GillChat(pipe), force_image=True).force.value is True
+    broken = pipe.decode
+    pipe.decode = lambda *args, **kwargs: (_ for _ in ()).throw(IndexError("index out of range in self"))
     widget.text.value = "is it red?"
     widget.button.click()  # the real handler: must not raise
     assert widget.transcript[-1][0] == "error" and "IndexError: index out of range" in widget.transcript[-1][1]
     assert widget.chat.history == [] and widget.status.value == "" and widget.text.value == "is it red?"
-    runner.decode = broken
+    pipe.decode = broken
     widget.text._handle_string_msg(None, {"event": "submit"}, None)  # what the front end sends on Enter
     assert [t[0] for t in widget.transcript[-2:]] == ["user", "GILL"] and widget.text.value == ""
     assert len(widget.chat.history) == 2
@@ -262,9 +270,20 @@ def test_chat_widget_shows_errors_and_goes_on_and_enter_sends():
 def test_chat_widget_says_when_the_window_cut_the_conversation():
     from gill_lite.widgets import ChatWidget
 
-    runner = FakeRunner(p_ret=0.1, emits=False, text="ok.")
-    widget = ChatWidget(GillChat(runner=runner, max_positions=40, max_new_tokens=5, count_positions=words_and_images))
+    pipe = FakePipeline(p_ret=0.1, emits=False, text="ok.")
+    widget = ChatWidget(GillChat(pipe, max_positions=40, max_new_tokens=5, count_positions=words_and_images))
     widget.send("is it a red circle at the top?")
     widget.send("word " * 50 + "and now?")
     notes = [c.value for c in widget.log.children if hasattr(c, "value")]
     assert any("oldest 1 turn dropped" in n and "first words dropped" in n and "40 positions" in n for n in notes)
+
+
+def test_chat_widget_takes_the_pipeline_itself():
+    from gill_lite.widgets import ChatWidget
+
+    pipe = FakePipeline(p_ret=0.2)
+    widget = ChatWidget(pipe, seed=3, force_image=True)
+    assert isinstance(widget.chat, GillChat) and widget.chat.pipe is pipe
+    assert widget.chat.seed == 3 and widget.chat.force_image and widget.force.value
+    reply = widget.send("draw a blue square")
+    assert reply.images[0].source == "generated" and ("generate", "states", 3) in pipe.calls

@@ -10,13 +10,14 @@ from gill_lite.decision.collect import Collection, collect_decisions, read_manif
 from gill_lite.world.prompts import make_decision_prompts
 
 
-class FakeCollector:
-    """Deterministic stand-in for GILL: states from the text, images from the seed; can fail on purpose."""
+class FakePipeline:
+    """Deterministic stand-in for a GillPipeline: states from the text, images from the seed, index ids from the
+    states; can fail on purpose."""
 
     def __init__(self, fail_after: int | None = None):
         self.calls, self.fail_after = 0, fail_after
 
-    def states(self, texts):
+    def img_states_batch(self, texts):
         if self.fail_after is not None and self.calls >= self.fail_after:
             raise KeyboardInterrupt("simulated Ctrl-C")
         self.calls += 1
@@ -27,9 +28,11 @@ class FakeCollector:
         rng = np.random.default_rng(seed)
         return rng.integers(0, 256, (len(states), 8, 8, 3), dtype=np.uint8)
 
-    def retrieve(self, states):
-        ids = [f"train-{int(s[0].argmax()):06d}" for s in states]
-        return ids, np.stack([np.full((8, 8, 3), int(s[0].argmax()) * 10, np.uint8) for s in states])
+    def retrieve(self, states, k=1):
+        return [[(f"train-{int(s[0].argmax()):06d}", 1.0)] for s in states]
+
+    def index_images(self, ids):
+        return np.stack([np.full((8, 8, 3), int(i.split("-")[1]) * 10, np.uint8) for i in ids])
 
 
 def _snapshot(col: Collection):
@@ -38,7 +41,7 @@ def _snapshot(col: Collection):
 
 def test_collection_writes_everything_per_prompt(tmp_path):
     prompts = make_decision_prompts(10, seed=0)
-    col = collect_decisions(prompts, tmp_path, FakeCollector(), batch_size=4, progress=False)
+    col = collect_decisions(prompts, tmp_path, FakePipeline(), batch_size=4, progress=False)
     assert col.ids == [p.id for p in prompts] and len(col) == 10
     assert col.features().shape == (10, 16)
     assert col.images("gen").shape == (10, 8, 8, 3)
@@ -46,18 +49,18 @@ def test_collection_writes_everything_per_prompt(tmp_path):
     assert col.shapes()[3] == prompts[3].shape
     assert col.records[0]["retrieved_id"].startswith("train-")
     # the [IMG0] state is what is kept
-    assert torch.equal(col.features()[5], FakeCollector().states([prompts[5].text])[0, 0])
+    assert torch.equal(col.features()[5], FakePipeline().img_states_batch([prompts[5].text])[0, 0])
     assert len((tmp_path / "manifest.jsonl").read_text().splitlines()) == 10
 
 
 def test_interrupted_collection_resumes_to_the_same_result(tmp_path):
     prompts = make_decision_prompts(11, seed=0)
-    whole = collect_decisions(prompts, tmp_path / "whole", FakeCollector(), batch_size=3, progress=False)
+    whole = collect_decisions(prompts, tmp_path / "whole", FakePipeline(), batch_size=3, progress=False)
 
     with pytest.raises(KeyboardInterrupt):
-        collect_decisions(prompts, tmp_path / "split", FakeCollector(fail_after=2), batch_size=3, progress=False)
+        collect_decisions(prompts, tmp_path / "split", FakePipeline(fail_after=2), batch_size=3, progress=False)
     assert len(read_manifest(tmp_path / "split")) == 6  # two whole batches finished
-    resumed_collector = FakeCollector()
+    resumed_collector = FakePipeline()
     resumed = collect_decisions(prompts, tmp_path / "split", resumed_collector, batch_size=3, progress=False)
     assert resumed_collector.calls == 2  # only the two missing batches ran
     a, b = _snapshot(whole), _snapshot(resumed)
@@ -67,17 +70,17 @@ def test_interrupted_collection_resumes_to_the_same_result(tmp_path):
         assert (tmp_path / "whole" / r["gen"]).read_bytes() == (tmp_path / "split" / r["gen"]).read_bytes()
 
     # a finished collection does no work at all
-    idle = FakeCollector()
+    idle = FakePipeline()
     collect_decisions(prompts, tmp_path / "split", idle, batch_size=3, progress=False)
     assert idle.calls == 0
 
 
 def test_a_torn_manifest_line_is_repaired(tmp_path):
     prompts = make_decision_prompts(6, seed=0)
-    collect_decisions(prompts[:3], tmp_path, FakeCollector(), batch_size=3, progress=False)
+    collect_decisions(prompts[:3], tmp_path, FakePipeline(), batch_size=3, progress=False)
     with open(tmp_path / "manifest.jsonl", "a") as f:
         f.write('{"id": "prompt-0000')  # the kernel died mid-append
-    col = collect_decisions(prompts, tmp_path, FakeCollector(), batch_size=3, progress=False)
+    col = collect_decisions(prompts, tmp_path, FakePipeline(), batch_size=3, progress=False)
     assert col.ids == [p.id for p in prompts]
     lines = (tmp_path / "manifest.jsonl").read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == [p.id for p in prompts]
@@ -85,8 +88,8 @@ def test_a_torn_manifest_line_is_repaired(tmp_path):
 
 def test_other_settings_start_over(tmp_path, capsys):
     prompts = make_decision_prompts(4, seed=0)
-    collect_decisions(prompts, tmp_path, FakeCollector(), batch_size=2, fingerprint="model-a", progress=False)
-    again = FakeCollector()
+    collect_decisions(prompts, tmp_path, FakePipeline(), batch_size=2, fingerprint="model-a", progress=False)
+    again = FakePipeline()
     collect_decisions(prompts, tmp_path, again, batch_size=2, fingerprint="model-b", progress=False)
     assert again.calls == 2 and "starting over" in capsys.readouterr().out
 
@@ -94,6 +97,6 @@ def test_other_settings_start_over(tmp_path, capsys):
 def test_bad_input_is_refused(tmp_path):
     prompts = make_decision_prompts(2, seed=0)
     with pytest.raises(ValueError):
-        collect_decisions(prompts + prompts[:1], tmp_path, FakeCollector(), progress=False)
+        collect_decisions(prompts + prompts[:1], tmp_path, FakePipeline(), progress=False)
     with pytest.raises(ValueError):
-        collect_decisions(prompts, tmp_path, FakeCollector(), batch_size=0, progress=False)
+        collect_decisions(prompts, tmp_path, FakePipeline(), batch_size=0, progress=False)

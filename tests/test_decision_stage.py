@@ -16,13 +16,13 @@ from gill_lite.world.render import render_scene
 
 
 class WorldGill:
-    """Generation right for novel prompts (one attribute wrong otherwise); retrieval exact for corpus prompts
+    """A GillPipeline's collection calls on a fake that knows the world. Generation right for novel prompts (one attribute wrong otherwise); retrieval exact for corpus prompts
     (one attribute wrong otherwise); the [IMG0] state carries the category plus noise."""
 
     def __init__(self, prompts):
         self.by_text = {p.text: p for p in prompts}
 
-    def states(self, texts):
+    def img_states_batch(self, texts):
         self._texts = list(texts)  # generate/retrieve get only the states; remember whose they are
         g = torch.Generator().manual_seed(len(texts))
         s = torch.randn(len(texts), 8, 12, generator=g)
@@ -40,8 +40,11 @@ class WorldGill:
     def generate(self, states, seed):
         return self._draw(self._texts, "novel")
 
-    def retrieve(self, states):
-        return [f"train-{i}" for i in range(len(states))], self._draw(self._texts, "corpus")
+    def retrieve(self, states, k=1):
+        return [[(f"train-{i}", 1.0)] for i in range(len(states))]
+
+    def index_images(self, ids):
+        return self._draw(self._texts, "corpus")
 
 
 def test_whole_stage_on_a_world_aware_fake(tmp_path, monkeypatch):

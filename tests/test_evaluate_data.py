@@ -93,10 +93,10 @@ def test_cli_runs_the_protocols_with_a_model(tmp_path, monkeypatch):
     monkeypatch.setenv("GILL_RUNS_DIR", str(tmp_path / "runs"))
     from gill_lite.cli import main
     from gill_lite.data.formats import export_vist
-    from gill_lite.evaluate import runner as runner_module
+    from gill_lite.inference import GillPipeline
     from gill_lite.world.stories import make_stories
 
-    from evaluate_fakes import FakeRunner, Flatten
+    from evaluate_fakes import FakePipeline, Flatten
 
     stories = make_stories(6, seed=0)
     json_path = export_vist(stories, tmp_path / "export", image_size=32)
@@ -104,13 +104,13 @@ def test_cli_runs_the_protocols_with_a_model(tmp_path, monkeypatch):
     class Parts:
         eval_clip = image_encoder = Flatten(32 * 32 * 3)
 
-    def fake_load_runner(profile, checkpoint=None):
+    def fake_for_profile(profile, checkpoint=None):
         from gill_lite.evaluate.stories import sis_stories
 
         loaded, _ = sis_stories(json_path, json_path.parent / "images", 32)
-        return FakeRunner(loaded), Parts()
+        return FakePipeline(loaded, Parts())
 
-    monkeypatch.setattr(runner_module, "load_runner", fake_load_runner)
+    monkeypatch.setattr(GillPipeline, "for_profile", staticmethod(fake_for_profile))
     out = tmp_path / "out"
     rc = main(["eval", "vist", "--annotations", str(json_path), "--images", str(json_path.parent / "images"),
                "--profile", "ci", "--out", str(out)])

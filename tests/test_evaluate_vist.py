@@ -5,7 +5,7 @@ import pytest
 
 from gill_lite.evaluate.contexts import SETTINGS, baseline_prompt, build_context, dialogue_text
 from gill_lite.evaluate.stories import EvalStory, from_world_story
-from evaluate_fakes import FakeRunner, Flatten, _img, _story
+from evaluate_fakes import FakePipeline, Flatten, _img, _story
 from gill_lite.evaluate.vist import (
     ceilings, duplicate_targets, evaluate_generation, evaluate_retrieval, retrieval_pool,
 )
@@ -38,19 +38,19 @@ def test_dialogue_text_matches_gills_visdial_format():
 
 def test_generation_uses_the_same_seeds_in_every_setting_and_scores_them():
     stories = [_story(i) for i in range(5)]
-    runner = FakeRunner(stories)
-    res = evaluate_generation(runner, Flatten(), stories, seed=100, batch_size=2, progress=False)
+    pipe = FakePipeline(stories)
+    res = evaluate_generation(pipe, Flatten(), stories, seed=100, batch_size=2, progress=False)
     assert set(res.clip) == {"gill/last_caption", "gill/captions", "gill/captions_images", "sd/last_caption", "sd/captions"}
     # 3 chunks (2, 2, 1) per setting; the chunk starting at story i always gets seed 100 + i
-    per_setting = [runner.seeds[i : i + 3] for i in range(0, len(runner.seeds), 3)]
+    per_setting = [pipe.seeds[i : i + 3] for i in range(0, len(pipe.seeds), 3)]
     assert len(per_setting) == 5
     for calls in per_setting:
         assert [(s, n) for _, s, n in calls] == [(100, 2), (102, 2), (104, 1)]
     # the oracle sees images only in setting (c): similarity 1 there, lower elsewhere
     assert res.clip["gill/captions_images"] == pytest.approx(np.ones(5))
     assert (res.clip["gill/captions"] < 0.5).all()
-    assert runner.prompts[:5] == [s.captions[-1] for s in stories]
-    assert runner.prompts[5:] == [" ".join(s.captions) for s in stories]
+    assert pipe.prompts[:5] == [s.captions[-1] for s in stories]
+    assert pipe.prompts[5:] == [" ".join(s.captions) for s in stories]
     summary = res.summary(n_boot=50)
     assert summary["settings"]["gill/captions_images"]["paper_clip_similarity"] == 0.641
     ordering = {(o["higher"], o["lower"]): o for o in summary["orderings"]}
@@ -68,8 +68,8 @@ def test_retrieval_excludes_the_storys_own_earlier_images():
     pool, targets, excluded = retrieval_pool(stories)
     assert len(pool) == 20 and list(targets) == [4, 9, 14, 19]
     assert excluded[1] == [5, 6, 7, 8]
-    runner = FakeRunner(stories)
-    res = evaluate_retrieval(runner, Flatten(), stories, progress=False)
+    pipe = FakePipeline(stories)
+    res = evaluate_retrieval(pipe, Flatten(), stories, progress=False)
     assert list(res.ranks["gill/captions_images"]) == [0, 0, 0, 0]
     assert res.recall()["gill/captions_images"][1] == 1.0
     # captions only: the fake knows nothing without images; the text-only CLIP baseline is always there
@@ -128,7 +128,7 @@ def test_full_summary_tables_and_recorded_figures(tmp_path, monkeypatch):
         eval_clip = image_encoder = Flatten(32 * 32 * 3)
 
     cfg = get_profile("ci").eval
-    summary, gen, ret = evaluate_vist(FakeRunner(stories), Parts(), stories, cfg, skipped=[{"story": "x", "reason": "y"}],
+    summary, gen, ret = evaluate_vist(FakePipeline(stories, Parts()), stories, cfg, skipped=[{"story": "x", "reason": "y"}],
                                       progress=False)
     assert summary["counts"] == {"stories": 8, "skipped": 1, "retrieval_pool": 40}
     assert summary["stories_per_second"] > 0
@@ -158,9 +158,9 @@ def test_story_results_figure_has_a_row_per_story():
     from gill_lite.evaluate.figures import story_results_figure
 
     stories = [_story(i) for i in range(3)]
-    runner = FakeRunner(stories)
-    gen = evaluate_generation(runner, Flatten(), stories, progress=False, n_examples=2)
-    ret = evaluate_retrieval(runner, Flatten(), stories, progress=False)
+    pipe = FakePipeline(stories)
+    gen = evaluate_generation(pipe, Flatten(), stories, progress=False, n_examples=2)
+    ret = evaluate_retrieval(pipe, Flatten(), stories, progress=False)
     fig = story_results_figure(stories, gen, ret, n=4)
     assert len([ax for ax in fig.axes if ax.images]) == 2 * (5 + 5 + 1)
 
@@ -170,10 +170,10 @@ def test_oracle_prompt_is_the_true_description_of_the_last_frame():
     from gill_lite.world.stories import make_stories
 
     stories = [from_world_story(s, 32) for s in make_stories(3, seed=0)]
-    runner = FakeRunner(stories)
-    res = evaluate_generation(runner, Flatten(32 * 32 * 3), stories, progress=False, oracle=True)
+    pipe = FakePipeline(stories)
+    res = evaluate_generation(pipe, Flatten(32 * 32 * 3), stories, progress=False, oracle=True)
     assert "sd/oracle" in res.clip and "sd/oracle" in res.attributes
-    assert runner.prompts[-3:] == [caption_shape(s.shape, 0) for s in stories]
+    assert pipe.prompts[-3:] == [caption_shape(s.shape, 0) for s in stories]
 
 
 def test_same_shape_recall_counts_images_of_the_same_shape_in_other_stories():
@@ -181,8 +181,8 @@ def test_same_shape_recall_counts_images_of_the_same_shape_in_other_stories():
 
     stories = [from_world_story(s, 32) for s in make_stories(12, seed=0)]
 
-    runner = FakeRunner(stories)
-    res = evaluate_retrieval(runner, Flatten(32 * 32 * 3), stories, progress=False)
+    pipe = FakePipeline(stories)
+    res = evaluate_retrieval(pipe, Flatten(32 * 32 * 3), stories, progress=False)
     assert res.equivalence == "same shape"
     # the oracle finds the target itself: both recalls are perfect
     assert res.recall()["gill/captions_images"][1] == 1.0

@@ -1,10 +1,11 @@
-"""GILL inference: KV-cache greedy decoding, the [IMG] rule, states, retrieval index, decision."""
+"""GILL's inference functions (`gill_lite.model.functional`): KV-cache greedy decoding, the [IMG] rule, states,
+retrieval index, decision."""
 import numpy as np
 import pytest
 import torch
 
 from gill_fixtures import tiny_parts, tiny_train_cfg
-from gill_lite import inference as inf
+from gill_lite.model import functional as inf
 from gill_lite.model import GillModel
 from gill_lite.train.steps import img_forward
 
@@ -14,7 +15,9 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def model():
     parts = tiny_parts(layers=2)
-    return GillModel.build(parts, tiny_train_cfg())
+    model = GillModel.build(parts, tiny_train_cfg())
+    model.generator = parts.generator  # for the test below (a plain attribute of this test's model)
+    return model
 
 
 def favour_img_tokens(model, monkeypatch, bias_img0=20.0, bias_rest=50.0):
@@ -92,7 +95,7 @@ def test_caption_generate_retrieve_decide(model, tmp_path):
     captions = inf.caption_images(model, images[:2], max_new_tokens=5)
     assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
     states = inf.img_states_batch(model, ["a red circle.", "a blue square."])
-    out = inf.generate_images(model, model.parts.generator, states, seed=0)
+    out = inf.generate_images(model, model.generator, states, seed=0)
     assert out.dtype == np.uint8 and out.shape[0] == 2
     index = inf.RetrievalIndex.build(model, images, [f"im{i}" for i in range(5)])
     index.save(tmp_path / "index.safetensors")
@@ -102,9 +105,32 @@ def test_caption_generate_retrieve_decide(model, tmp_path):
     big.MAX_METADATA_IDS = 1  # forces the sidecar path
     big.save(tmp_path / "big.safetensors")
     assert (tmp_path / "big.safetensors.ids.json").exists()
+    assert np.array_equal(index.images_of(["im3", "im1"]), images[[3, 1]])  # the index keeps what it was built on
+    with pytest.raises(ValueError, match="ids only"):
+        loaded.images_of(["im0"])
+    with pytest.raises(KeyError, match="not in this retrieval index"):
+        index.images_of(["nope"])
+    lazy = inf.RetrievalIndex(index.ids, index.embeddings, lambda rows: images[rows])
+    assert np.array_equal(lazy.images_of(["im4"]), images[[4]])
+    with pytest.raises(ValueError, match="4 images for 5 ids"):
+        inf.RetrievalIndex(index.ids, index.embeddings, images[:4])
     assert inf.RetrievalIndex.load(tmp_path / "big.safetensors").ids == index.ids
     top = inf.retrieve(model, loaded, states, k=3, exclude=[["im0"], []])
     assert len(top) == 2 and len(top[0]) == 3 and "im0" not in [i for i, _ in top[0]]
     assert top[1][0][1] >= top[1][1][1]
     p = inf.decide(model, inf.img_states(model, "a red circle."))
     assert set(p) == {"generate", "retrieve"} and p["generate"] + p["retrieve"] == pytest.approx(1.0)
+
+
+def test_context_length_counts_what_context_embeds_builds(model):
+    image = np.zeros((16, 16, 3), np.uint8)
+    for context in ("a red circle.", ["Q: is it a red circle?\nA:", image, "Q: and this?"], [image]):
+        assert inf.context_length(model, context) == inf.context_embeds(model, context).shape[0]
+
+
+def test_a_model_without_an_image_encoder_says_so():
+    parts = tiny_parts()
+    model = GillModel.build(parts, tiny_train_cfg())
+    model.image_encoder = None
+    with pytest.raises(ValueError, match="no image encoder"):
+        inf.encode_images(model, [np.zeros((8, 8, 3), np.uint8)])

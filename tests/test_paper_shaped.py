@@ -52,9 +52,9 @@ def test_paper_shaped_joint_training_vist_and_decisions(profile):
 
     from gill_lite.backbones import check_frozen_devices, default_device, load_frozen_parts
     from gill_lite.decision.data import PublishedVotes, decision_prompts
-    from gill_lite.evaluate.vist import evaluate_vist
-    from gill_lite.evaluate.runner import GillRunner
     from gill_lite.evaluate.stories import evaluation_stories
+    from gill_lite.evaluate.vist import evaluate_vist
+    from gill_lite.inference import GillPipeline
     from gill_lite.model import GillModel
     from gill_lite.train.loop import train
 
@@ -75,8 +75,8 @@ def test_paper_shaped_joint_training_vist_and_decisions(profile):
 
     stories, skipped = evaluation_stories(profile)
     assert len(stories) == 2 and not skipped
-    runner = GillRunner(model.eval(), parts)
-    result, _, _ = evaluate_vist(runner, parts, stories, profile.eval, skipped, batch_size=8, progress=False,
+    pipe = GillPipeline(model.eval(), parts, profile=profile)
+    result, _, _ = evaluate_vist(pipe, stories, profile.eval, skipped, batch_size=8, progress=False,
                                  oracle=False)
     assert result["counts"]["stories"] == 2
     sims = [v["clip_similarity"]["mean"] for v in result["generation"]["settings"].values()]

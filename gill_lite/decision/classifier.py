@@ -20,22 +20,20 @@ from typing import Sequence
 
 import numpy as np
 
+# the head's checkpoint and its place belong to the model (the pipeline loads it without this package); they
+# stay importable from here for this package's callers
+from gill_lite.model.decision import (  # noqa: F401
+    CHECKPOINT,
+    decision_dir,
+    head_of,
+    load_decision_head,
+    load_trained_decision,
+    read_meta,
+    save_decision_head,
+)
+
 from .judges import LABELS
 from .metrics import confusion_matrix, f1_per_label, macro_f1
-
-CHECKPOINT = "decision_head.safetensors"
-
-
-def decision_dir(profile) -> Path:
-    return Path(profile.run_dir) / "gill" / "decision"
-
-
-def head_of(model):
-    """The decision head of a GillModel (``model.decision``), or ``model`` itself when it is the head."""
-    import torch
-
-    head = getattr(model, "decision", None)
-    return head if isinstance(head, torch.nn.Module) else model
 
 
 def encode_labels(labels: Sequence[str]):
@@ -173,38 +171,6 @@ class DecisionResult:
     path: Path | None = None
     n_train: int = 0
     n_val: int = 0
-
-
-def save_decision_head(head, path, meta: dict) -> None:
-    from gill_lite.io import atomic_save_file
-
-    atomic_save_file(dict(head.state_dict()), path, metadata={"meta": json.dumps(meta)})
-
-
-def read_meta(path) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return json.loads((f.metadata() or {}).get("meta", "{}"))
-
-
-def load_decision_head(model_or_head, path) -> dict:
-    """Load a saved head into ``model_or_head`` (a GillModel or its head); returns the checkpoint's metadata."""
-    from safetensors.torch import load_file
-
-    head = head_of(model_or_head)
-    head.load_state_dict(load_file(str(path)))
-    head.eval()
-    return read_meta(path)
-
-
-def load_trained_decision(profile, model) -> bool:
-    """Attach the profile's trained decision head to ``model`` if one exists (inference uses it)."""
-    path = decision_dir(profile) / CHECKPOINT
-    if not path.exists():
-        return False
-    load_decision_head(model, path)
-    return True
 
 
 def fit_decision(profile, model, features, labels: Sequence[str], out_dir=None, retrain: bool = False,

@@ -30,15 +30,19 @@ FORMAT_VERSION = 1
 
 
 class Collector(Protocol):
-    """What collection needs from a model (see `GillCollector`; tests use a fake)."""
+    """What collection needs from GILL: the methods of a `gill_lite.inference.GillPipeline` with a retrieval
+    index holding its images (tests use a fake with the same methods)."""
 
-    def states(self, texts: list[str]):  # -> FloatTensor (B, n_img_tokens, lm_hidden)
+    def img_states_batch(self, texts: list[str]):  # -> FloatTensor (B, n_img_tokens, lm_hidden)
         ...
 
     def generate(self, states, seed: int) -> np.ndarray:  # -> uint8 (B, H, W, 3)
         ...
 
-    def retrieve(self, states) -> tuple[list[str], np.ndarray]:  # -> top-1 ids, uint8 (B, H, W, 3)
+    def retrieve(self, states, k: int = 1) -> list[list[tuple[str, float]]]:  # -> per query, top-k (id, score)
+        ...
+
+    def index_images(self, ids) -> np.ndarray:  # -> uint8 (B, H, W, 3), the images behind index ids
         ...
 
 
@@ -182,7 +186,9 @@ def collect_decisions(prompts: Sequence, out_dir: str | os.PathLike, collector: 
     """Generate, retrieve and keep the ``[IMG0]`` state for every prompt not yet in ``out_dir``; return all.
 
     ``prompts``: `gill_lite.world.prompts.DecisionPrompt`s (``id``, ``text``, ``category``, ``shape``; real
-    PartiPrompts have ``shape`` None). ``fingerprint`` names the model (see `model_fingerprint`).
+    PartiPrompts have ``shape`` None). ``collector``: a `gill_lite.inference.GillPipeline` whose index holds the
+    images to retrieve (or a fake with its methods, `Collector`). ``fingerprint`` names the model (see
+    `model_fingerprint`).
     """
     from tqdm.auto import tqdm
 
@@ -211,9 +217,10 @@ def _collect_batch(root: Path, batch: list, collector: Collector, seed: int) -> 
 
     texts = [p.text for p in batch]
     with torch.no_grad():
-        states = collector.states(texts)
+        states = collector.img_states_batch(texts)
         generated = collector.generate(states, seed)
-        retrieved_ids, retrieved = collector.retrieve(states)
+        retrieved_ids = [top[0][0] for top in collector.retrieve(states, k=1)]
+        retrieved = collector.index_images(retrieved_ids)
     if len(generated) != len(batch) or len(retrieved) != len(batch):
         raise RuntimeError(f"collector returned {len(generated)} generated / {len(retrieved)} retrieved images "
                            f"for {len(batch)} prompts")

@@ -31,34 +31,9 @@ def human_votes_path(profile) -> Path:
     return decision_root(profile) / "human_votes.jsonl"
 
 
-class GillCollector:
-    """The trained GILL as a `gill_lite.decision.collect.Collector`: ``BOS prompt [IMG0..7]`` states (as the
-    published decision notebook), generation through the mapper, top-1 retrieval from ``index``."""
-
-    def __init__(self, model, parts, index, dataset):
-        self.model, self.parts, self.index, self.dataset = model, parts, index, dataset
-        self._row = {i: n for n, i in enumerate(dataset.ids)}
-
-    def states(self, texts):
-        from gill_lite.inference import img_states_batch
-
-        return img_states_batch(self.model, list(texts)).states
-
-    def generate(self, states, seed):
-        from gill_lite.inference import generate_images
-
-        return generate_images(self.model, self.parts.generator, states, seed=seed)
-
-    def retrieve(self, states):
-        from gill_lite.inference import retrieve
-
-        ids = [top[0][0] for top in retrieve(self.model, self.index, states, k=1)]
-        return ids, self.dataset.load_images([self._row[i] for i in ids])
-
-
-def corpus_index(profile, model, parts):
+def corpus_index(profile, pipe):
     """The retrieval index of GILL's training images (the corpus train split, or CC3M at ``paper``), built from
-    the training run's cached image features; returns ``(RetrievalIndex, CaptionSet)``."""
+    the training run's cached image features; its images are read from the training set on demand."""
     import torch
 
     from gill_lite.inference import RetrievalIndex
@@ -66,10 +41,10 @@ def corpus_index(profile, model, parts):
     from gill_lite.train.data import training_set
 
     dataset = training_set(profile)
-    feats = image_features(dataset, parts.image_encoder, Path(profile.run_dir) / "cache")
-    chunks = [RetrievalIndex.from_features(model, feats[list(range(s, min(len(dataset), s + 4096)))],
+    feats = image_features(dataset, pipe.parts.image_encoder, Path(profile.run_dir) / "cache")
+    chunks = [RetrievalIndex.from_features(pipe.model, feats[list(range(s, min(len(dataset), s + 4096)))],
                                            dataset.ids[s:s + 4096]) for s in range(0, len(dataset), 4096)]
-    return RetrievalIndex(list(dataset.ids), torch.cat([c.embeddings for c in chunks])), dataset
+    return RetrievalIndex(list(dataset.ids), torch.cat([c.embeddings for c in chunks]), dataset.load_images)
 
 
 def frozen_fingerprint(profile) -> str:
@@ -85,18 +60,19 @@ def frozen_fingerprint(profile) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 
-def collect_for_profile(profile, model, parts, prompts=None, progress: bool = True) -> Collection:
-    """Find-or-build the profile's collection under ``<run_dir>/decision/collection`` (resumable)."""
+def collect_for_profile(profile, pipe, prompts=None, progress: bool = True) -> Collection:
+    """Find-or-build the profile's collection under ``<run_dir>/decision/collection`` (resumable), with ``pipe``
+    (a `gill_lite.inference.GillPipeline`) retrieving from GILL's training images (`corpus_index`), as the
+    published decision set did; ``pipe``'s own index is left as it is."""
     from .collect import collect_decisions, model_fingerprint
     from .data import decision_prompts
 
     if prompts is None:
         prompts, _ = decision_prompts(profile)
-    index, dataset = corpus_index(profile, model, parts)
-    collector = GillCollector(model, parts, index, dataset)
-    return collect_decisions(prompts, decision_root(profile) / "collection", collector, seed=profile.decision.seed,
+    on_corpus = pipe.with_index(corpus_index(profile, pipe))
+    return collect_decisions(prompts, decision_root(profile) / "collection", on_corpus, seed=profile.decision.seed,
                              batch_size=profile.decision.collect_batch_size,
-                             fingerprint=f"{model_fingerprint(model)}-{frozen_fingerprint(profile)}",
+                             fingerprint=f"{model_fingerprint(pipe.model)}-{frozen_fingerprint(profile)}",
                              progress=progress)
 
 
@@ -234,27 +210,25 @@ def validation_ceiling(judged: Judged, keep: list[int], n_train: int) -> float:
     return float(np.mean(J.ceiling_f1([judged.votes[i] for i in val], [judged.labels[i] for i in val])))
 
 
-def run_decision_stage(profile, model=None, parts=None, progress: bool = True) -> dict:
+def run_decision_stage(profile, pipe=None, progress: bool = True) -> dict:
     """Everything notebook 05 does, without the pictures: returns the figures (and the objects, under "_").
 
-    Without ``parts``, the frozen parts are loaded and moved to `gill_lite.backbones.default_device`; given
-    ``parts`` must already sit on ``model``'s device (`check_frozen_devices`)."""
-    from gill_lite.backbones.frozen import check_frozen_devices, default_device
+    ``pipe``: a `gill_lite.inference.GillPipeline` (default: `GillPipeline.for_profile`, its frozen parts on
+    `gill_lite.backbones.default_device`); its parts must sit on its model's device (`check_frozen_devices`).
+    The decision head it ends with is the one trained (or found) here."""
+    from gill_lite.backbones.frozen import check_frozen_devices
 
     from .classifier import fit_decision, head_of
     from .data import decision_prompts
 
-    if parts is None:
-        from gill_lite.backbones import load_frozen_parts
+    if pipe is None:
+        from gill_lite.inference import GillPipeline
 
-        parts = load_frozen_parts(profile).to(default_device())
-    if model is None:
-        from gill_lite.train import load_gill
-
-        model = load_gill(profile, parts)
+        pipe = GillPipeline.for_profile(profile, with_decision=False)  # the head is trained (or found) below
+    model, parts = pipe.model, pipe.parts
     check_frozen_devices(parts, model)  # a frozen part left on another device would run there (or fail) silently
     prompts, published_votes = decision_prompts(profile)
-    collection = collect_for_profile(profile, model, parts, prompts, progress=progress)
+    collection = collect_for_profile(profile, pipe, prompts, progress=progress)
     judged = judge_collection(profile, collection, getattr(parts, "eval_clip", None), published_votes,
                               human_votes_path(profile))
     features, labels, keep = confident_set(collection, judged.labels)
@@ -276,5 +250,5 @@ def run_decision_stage(profile, model=None, parts=None, progress: bool = True) -
         "n_human_votes": judged.n_human,
         **shares,
     }
-    figures["_"] = {"collection": collection, "judged": judged, "result": result, "model": model, "parts": parts}
+    figures["_"] = {"collection": collection, "judged": judged, "result": result, "pipe": pipe}
     return figures

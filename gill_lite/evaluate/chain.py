@@ -10,7 +10,7 @@ attribute (``Story.known``), so every figure's ceiling is 1.0 and a link that lo
 - ``image``: the world's attribute probe on the image GILL draws from those states.
 
 The probes are fitted on "lm"-stream stories (never the evaluation stories) and scored on evaluation stories.
-Everything goes through the same `gill_lite.inference` calls the evaluation uses (one BOS per context).
+Everything goes through the same `gill_lite.model.functional` calls the evaluation uses (one BOS per context).
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def _contexts(stories, setting: str) -> list:
 
 def describe(model, contexts, opener: str = DESCRIBE_OPENER, max_new_tokens: int = 10) -> list[dict]:
     """The attributes the LM names when it continues each context with ``opener`` (greedy)."""
-    from ..inference import generate_text
+    from ..model.functional import generate_text
     from .stages import parse_caption
 
     out = []
@@ -84,9 +84,9 @@ def measure_chain(model, generator, fit_stories, eval_stories, settings=SETTINGS
     """
     from tqdm.auto import tqdm
 
-    from ..inference import generate_images, img_states_batch, last_states
-    from .stages import linear_probe_predictions
+    from ..model.functional import generate_images, img_states_batch, last_states
     from .metrics import attribute_scores
+    from .stages import linear_probe_predictions
 
     fit_shapes, eval_shapes = [s.shape for s in fit_stories], [s.shape for s in eval_stories]
     out: dict = {"counts": {}}

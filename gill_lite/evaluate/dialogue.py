@@ -64,7 +64,7 @@ def visdial_items(dialogs, images_dir, image_size: int | None = None) -> tuple[l
     return items, skipped
 
 
-def evaluate_dialogues(runner, eval_clip, items, seed: int = 0, batch_size: int = 32, n_examples: int = 4,
+def evaluate_dialogues(pipe, eval_clip, items, seed: int = 0, batch_size: int = 32, n_examples: int = 4,
                        progress: bool = True) -> GenerationResults:
     """GILL and the generator baseline, each given the dialogue text, scored against the true image."""
     if not items:
@@ -72,7 +72,7 @@ def evaluate_dialogues(runner, eval_clip, items, seed: int = 0, batch_size: int 
     texts = [i.text for i in items]
     shapes = [i.shape for i in items]
     return generate_and_score(
-        runner, eval_clip, {"gill/dialogue": [[t] for t in texts], "sd/dialogue": texts},
+        pipe, eval_clip, {"gill/dialogue": [[t] for t in texts], "sd/dialogue": texts},
         np.stack([i.image for i in items]), [i.id for i in items],
         shapes if any(s is not None for s in shapes) else None, seed, batch_size,
         n_examples=n_examples, progress=progress, desc="dialogue generation",

@@ -49,7 +49,7 @@ def _accuracy(predicted: list[dict], shapes) -> dict[str, float]:
 
 def caption_accuracy(model, examples, image_size: int = 32, batch_size: int = 64):
     """Generated captions of ``examples``' images and their attribute accuracy -> (accuracy dict, captions)."""
-    from ..inference import caption_images
+    from ..model.functional import caption_images
 
     captions = []
     for i in range(0, len(examples), batch_size):
@@ -60,7 +60,7 @@ def caption_accuracy(model, examples, image_size: int = 32, batch_size: int = 64
 
 def img_emission_share(model, captions) -> float:
     """Share of ``captions`` after which [IMG0] is the greedy next token."""
-    from ..inference import img_emission
+    from ..model.functional import img_emission
 
     flags = img_emission(model, list(captions))
     return sum(flags) / max(len(flags), 1)
@@ -69,7 +69,7 @@ def img_emission_share(model, captions) -> float:
 def generation_accuracy(model, generator, examples, seed: int = 0, batch_size: int = 64) -> dict:
     """Probe accuracy of images generated from each caption's [IMG] states through the mapper, and of the
     generator given the caption itself (the ceiling). Returns ``{"gill": {...}, "ceiling": {...}, "images": ...}``."""
-    from ..inference import generate_images, img_states_batch
+    from ..model.functional import generate_images, img_states_batch
     from ..world.probe import attribute_accuracy
 
     captions = [e.caption for e in examples]
@@ -86,7 +86,7 @@ def generation_accuracy(model, generator, examples, seed: int = 0, batch_size: i
 
 def retrieval_recall(model, examples, ks=(1, 5, 10), image_size: int = 32, batch_size: int = 256) -> dict:
     """Text-to-image recall@k: each caption's [IMG0] embedding against the images of all ``examples``."""
-    from ..inference import RetrievalIndex, img_states_batch, text_embeddings
+    from ..model.functional import RetrievalIndex, img_states_batch, text_embeddings
 
     images = np.stack([e.image(image_size) for e in examples])
     index = RetrievalIndex.build(model, images, [e.id for e in examples], batch_size=batch_size)
@@ -110,7 +110,7 @@ def diagonal_recall_at_k(scores: torch.Tensor, ks=(1, 5, 10)) -> dict:
 @torch.no_grad()
 def next_token_table(model, texts, k: int = 5) -> list[list[tuple[str, float]]]:
     """The ``k`` most likely next tokens (with probabilities) after each text, [IMG1..7] excluded."""
-    from ..inference import _padded_contexts
+    from ..model.functional import _padded_contexts
 
     model.eval()
     embeds, mask, lengths = _padded_contexts(model, list(texts))

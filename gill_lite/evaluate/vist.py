@@ -1,14 +1,13 @@
 """VIST contextual generation and retrieval (the paper's Tables 1 and 2), on any list of `EvalStory`.
 
-``runner`` is the model seen through five calls (see `gill_lite.evaluate.runner.GillRunner`, which wraps
-`gill_lite.inference`; tests pass a fake):
+``pipe`` is GILL seen through five calls of `gill_lite.inference.GillPipeline` (tests pass a fake):
 
-    runner.img_states(context)            -> the 8 [IMG] states of one interleaved context ([IMG] forced)
-                                             (or ``img_states_batch(contexts)`` for many at once)
-    runner.generate(list_of_states, seed) -> uint8 (N, H, W, 3), GillMapper -> generator
-    runner.retrieval_queries(states)      -> (N, D) L2-normalised [IMG0] retrieval embeddings
-    runner.index_images(images)           -> (N, D) L2-normalised image-side retrieval embeddings
-    runner.generate_from_text(prompts, seed) -> uint8 (N, H, W, 3), the generator alone (the SD baseline)
+    pipe.img_states(context)               -> the 8 [IMG] states of one interleaved context ([IMG] forced)
+                                              (or ``img_states_batch(contexts)`` for many at once)
+    pipe.generate(list_of_states, seed)    -> uint8 (N, H, W, 3), GillMapper -> generator
+    pipe.retrieval_queries(states)         -> (N, D) L2-normalised [IMG0] retrieval embeddings
+    pipe.embed_images(images)              -> (N, D) L2-normalised image-side retrieval embeddings
+    pipe.generate_from_text(prompts, seed) -> uint8 (N, H, W, 3), the generator alone (the SD baseline)
 
 Seeds: stories are processed in fixed chunks, the same chunks for every setting, and the chunk starting at story
 ``i`` is generated with seed ``seed + i`` (the generator seeds its image ``k`` of a call with ``seed + k``, so
@@ -83,7 +82,7 @@ def _chunks(n: int, size: int):
 
 
 def evaluate_generation(
-    runner,
+    pipe,
     eval_clip,
     stories,
     seed: int = 0,
@@ -114,13 +113,13 @@ def evaluate_generation(
 
         jobs["sd/oracle"] = [caption_shape(x, 0) for x in shapes]
     return generate_and_score(
-        runner, eval_clip, jobs, np.stack([s.last_image for s in stories]), [s.id for s in stories],
+        pipe, eval_clip, jobs, np.stack([s.last_image for s in stories]), [s.id for s in stories],
         shapes if probe else None, seed, batch_size, lpips, n_examples, progress, desc="vist generation",
     )
 
 
 def generate_and_score(
-    runner, eval_clip, jobs: dict, refs, ids, shapes=None, seed: int = 0, batch_size: int = 32,
+    pipe, eval_clip, jobs: dict, refs, ids, shapes=None, seed: int = 0, batch_size: int = 32,
     lpips: bool = False, n_examples: int = 4, progress: bool = True, desc: str = "generation",
 ) -> GenerationResults:
     """Run each job and score its images against ``refs``.
@@ -138,9 +137,9 @@ def generate_and_score(
         clip, hits, lp, examples = [], [], [], []
         for _, sl in _chunks(len(inputs), batch_size):  # scored chunk by chunk: memory stays flat at paper scale
             if name.startswith("gill/"):
-                images = np.asarray(runner.generate(states_of(runner, inputs[sl]), seed + sl.start))
+                images = np.asarray(pipe.generate(states_of(pipe, inputs[sl]), seed + sl.start))
             elif name.startswith("sd/"):
-                images = np.asarray(runner.generate_from_text(list(inputs[sl]), seed + sl.start))
+                images = np.asarray(pipe.generate_from_text(list(inputs[sl]), seed + sl.start))
             else:
                 raise ValueError(f"job names start with gill/ or sd/, got {name!r}")
             clip.append(clip_similarity(eval_clip, images, refs[sl]))
@@ -226,7 +225,7 @@ def retrieval_pool(stories):
 
 
 def evaluate_retrieval(
-    runner,
+    pipe,
     image_encoder,
     stories,
     settings=("captions_images", "captions"),
@@ -253,12 +252,12 @@ def evaluate_retrieval(
             masked[q, idx] = -np.inf
         top[name] = np.argsort(-masked, axis=1, kind="stable")[:, : max(ks)]
 
-    keys = _batched(runner.index_images, pool, batch_size)
+    keys = _batched(pipe.embed_images, pool, batch_size)
     for setting in settings:
         queries = []
         for _, sl in tqdm(list(_chunks(len(stories), batch_size)), desc=f"retrieval {setting}", disable=not progress):
-            states = states_of(runner, [build_context(s.captions, s.images, setting) for s in stories[sl]])
-            queries.append(_np(runner.retrieval_queries(states)))
+            states = states_of(pipe, [build_context(s.captions, s.images, setting) for s in stories[sl]])
+            queries.append(_np(pipe.retrieval_queries(states)))
         rank(f"gill/{setting}", np.concatenate(queries), keys)
     text = [baseline_prompt(s.captions, "captions") for s in stories]
     rank("clip_text/captions", _batched(image_encoder.embed_texts, text, batch_size),
@@ -296,11 +295,11 @@ def duplicate_targets(pool, targets, excluded) -> int:
     return count
 
 
-def states_of(runner, contexts):
-    """The [IMG] states of several contexts: one batched call when the runner has ``img_states_batch``."""
-    if hasattr(runner, "img_states_batch"):
-        return runner.img_states_batch(list(contexts))
-    return [runner.img_states(c) for c in contexts]
+def states_of(pipe, contexts):
+    """The [IMG] states of several contexts: one batched call when ``pipe`` has ``img_states_batch``."""
+    if hasattr(pipe, "img_states_batch"):
+        return pipe.img_states_batch(list(contexts))
+    return [pipe.img_states(c) for c in contexts]
 
 
 def _np(x) -> np.ndarray:
@@ -340,20 +339,23 @@ def ceilings(stories) -> dict[str, dict[str, dict[str, float]]]:
 
 
 # ------------------------------------------------------------------------------------ the whole evaluation
-def evaluate_vist(runner, parts, stories, eval_cfg, skipped=(), batch_size: int = 32, progress: bool = True,
+def evaluate_vist(pipe, stories, eval_cfg, skipped=(), batch_size: int = 32, progress: bool = True,
                   oracle: bool = True):
-    """Run both VIST protocols on ``stories`` (list of `EvalStory`). Returns (summary dict, generation
-    results, retrieval results); the summary is what ``results.json`` holds. Used by notebook 06,
-    ``gill-lite eval vist`` (`evaluate_vist_file`) and ``bench/vist.py``.
+    """Run both VIST protocols on ``stories`` (list of `EvalStory`) with ``pipe`` (a
+    `gill_lite.inference.GillPipeline`). Returns (summary dict, generation results, retrieval results); the
+    summary is what ``results.json`` holds. Used by notebook 06, ``gill-lite eval vist`` (`evaluate_vist_file`)
+    and ``bench/vist.py``.
 
-    parts: the frozen parts (``.eval_clip`` scores generation, ``.image_encoder``'s text tower is the
-    text-only CLIP baseline); eval_cfg: `gill_lite.config.EvalConfig` (bootstrap, recall_at, lpips, seed);
-    oracle: add the generator on the last frame's true description (ShapeStories only; an upper bound).
+    The pipeline's frozen parts also measure: ``pipe.parts.eval_clip`` scores generation, and the text tower of
+    ``pipe.parts.image_encoder`` is the text-only CLIP baseline. eval_cfg: `gill_lite.config.EvalConfig`
+    (bootstrap, recall_at, lpips, seed); oracle: add the generator on the last frame's true description
+    (ShapeStories only; an upper bound).
     """
+    parts = pipe.parts
     start = time.perf_counter()
-    gen = evaluate_generation(runner, parts.eval_clip, stories, seed=eval_cfg.seed, batch_size=batch_size,
+    gen = evaluate_generation(pipe, parts.eval_clip, stories, seed=eval_cfg.seed, batch_size=batch_size,
                               lpips=eval_cfg.lpips, progress=progress, oracle=oracle)
-    ret = evaluate_retrieval(runner, parts.image_encoder, stories, ks=tuple(eval_cfg.recall_at),
+    ret = evaluate_retrieval(pipe, parts.image_encoder, stories, ks=tuple(eval_cfg.recall_at),
                              batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - start
     summary = {
@@ -378,16 +380,17 @@ def evaluate_vist_file(profile, annotations, images, out=None, checkpoint=None, 
                        log=print) -> tuple[dict, Path]:
     """The VIST protocols on any SIS-format story file (``gill-lite eval vist``); writes ``<out>/results.json``.
 
-    ``out`` defaults to ``runs/<profile>/eval/vist``; ``checkpoint`` to the profile's trained GILL; ``image_size``
+    ``out`` defaults to ``runs/<profile>/eval/vist``; ``checkpoint`` (a saved `GillPipeline` or GILL stage folder)
+    to the profile's trained GILL; ``image_size``
     to the world's size (256 for real data); ``probe`` ("auto", "yes", "no") scores attributes with the
     ShapeStories probe (auto: on ShapeStories profiles). The file holds settings, metrics with 95% bootstrap
     intervals, counts, and every skipped story with its reason (a missing or broken image is reported, never
     replaced); with fewer than 2 usable stories (retrieval needs a pool) it holds the ``error`` instead.
     Returns (that result, its path).
     """
+    from gill_lite.inference import GillPipeline
     from gill_lite.io import atomic_write_json
 
-    from .runner import load_runner
     from .stories import sis_stories
 
     size = image_size or (profile.world.image_size if profile.uses_world else 256)
@@ -405,8 +408,8 @@ def evaluate_vist_file(profile, annotations, images, out=None, checkpoint=None, 
                        "counts": {"stories": len(stories), "skipped": len(skipped)}})
         atomic_write_json(path, result)
         return result, path
-    runner, parts = load_runner(profile, checkpoint)
-    summary, _, _ = evaluate_vist(runner, parts, stories, profile.eval, skipped, batch_size=batch_size)
+    pipe = GillPipeline.for_profile(profile, checkpoint)
+    summary, _, _ = evaluate_vist(pipe, stories, profile.eval, skipped, batch_size=batch_size)
     result.update(summary)
     atomic_write_json(path, result)
     return result, path

@@ -51,14 +51,19 @@ class GillModel(nn.Module):
     - ``mapper``: `GillMapper` (8 [IMG] states -> the generator's ``prompt_embeds``);
     - ``retrieval``: `RetrievalHeads` (+ learnable logit scale);
     - ``decision``: `DecisionHead` (generate=0 / retrieve=1), trained by the decision stage.
+
+    It reads images through ``image_encoder``, the frozen encoder whose pooled vectors the visual prefix and the
+    retrieval heads take (a frozen part, like ``lm``; the published model holds its visual encoder too). The
+    generator, the output side, is not part of the model: a `gill_lite.inference.GillPipeline` holds it next to
+    the model and the retrieval index.
     """
 
     def __init__(self, lm, tokenizer, image_hidden: int, gen_max_length: int, gen_text_width: int, train_cfg,
-                 frozen_names: dict[str, str]):
+                 frozen_names: dict[str, str], image_encoder=None):
         super().__init__()
         self.lm, self.tokenizer, self.train_cfg = lm, tokenizer, train_cfg
         self.frozen_names = dict(frozen_names)
-        self.parts = None  # the FrozenParts it was built on (set by `build`)
+        self.image_encoder = image_encoder
         for p in self.lm.parameters():
             p.requires_grad_(False)
         self.lm.eval()
@@ -86,8 +91,7 @@ class GillModel(nn.Module):
         """A fresh GILL on ``frozen_parts`` (a `FrozenParts`: ``.lm``, ``.image_encoder``, ``.generator``)."""
         lm, enc, gen = frozen_parts.lm, frozen_parts.image_encoder, frozen_parts.generator
         names = {"lm": lm.config_name, "image_encoder": enc.config_name, "generator": gen.config_name}
-        model = cls(lm.model, lm.tokenizer, enc.hidden_size, gen.max_length, gen.text_width, train_cfg, names)
-        model.parts = frozen_parts  # a plain attribute (not a submodule): inference encodes images with it
+        model = cls(lm.model, lm.tokenizer, enc.hidden_size, gen.max_length, gen.text_width, train_cfg, names, enc)
         # the trainable parts start beside the frozen LM (not on the CPU when the LM is on a GPU): `from_trainable`
         # and `train_stage` build through here, and `.device` (the prefix's) must be where the LM runs
         lm_device = next(lm.model.parameters()).device
