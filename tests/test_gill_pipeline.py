@@ -258,15 +258,16 @@ def test_a_saved_decision_head_loads_over_the_folders(tmp_path):
 def ci_standins(tmp_path_factory):
     """The ci stand-ins with very few steps, in a temporary run folder (as tests/test_backbones_build.py)."""
     from gill_lite.backbones import ensure_standins
+    from gill_lite.backbones.recipes import standin_recipe
     from gill_lite.config import get_profile
 
     runs = tmp_path_factory.mktemp("runs")
     old = os.environ.get("GILL_RUNS_DIR")
     os.environ["GILL_RUNS_DIR"] = str(runs)
-    profile = get_profile("ci", lm={"pretrain_steps": 3}, image_encoder={"pretrain_steps": 2},
-                          eval_clip={"pretrain_steps": 2},
-                          generator={"text_pretrain_steps": 2, "unet_train_steps": 2, "num_inference_steps": 2})
-    ensure_standins(profile, log=lambda m: None)
+    profile = get_profile("ci", generator={"num_inference_steps": 2})
+    recipe = standin_recipe(profile, lm={"pretrain_steps": 3}, image_encoder={"pretrain_steps": 2},
+                            eval_clip={"pretrain_steps": 2}, generator={"text_pretrain_steps": 2, "unet_train_steps": 2})
+    ensure_standins(profile, log=lambda m: None, recipe=recipe)
     yield profile
     if old is None:
         os.environ.pop("GILL_RUNS_DIR")
@@ -286,7 +287,8 @@ def test_a_folder_names_its_frozen_parts_and_loads_them_itself(ci_standins, tmp_
     folder = pipe.save_pretrained(tmp_path / "pipe")
     loaded = GillPipeline.from_pretrained(folder)
     assert loaded.profile.generator.num_inference_steps == 2 and loaded.generator.num_inference_steps == 2
-    assert loaded.profile.generator.unet_channels == profile.generator.unet_channels  # tuples, not JSON lists
+    assert all(getattr(loaded.profile, f) == getattr(profile, f)  # the frozen parts' settings, round-tripped
+               for f in ("lm", "image_encoder", "generator", "eval_clip"))
     states = pipe.img_states("a small red circle at the top left.")
     assert torch.equal(states, loaded.img_states("a small red circle at the top left."))
     assert np.array_equal(pipe.generate(states, seed=3), loaded.generate(states, seed=3))
