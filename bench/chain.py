@@ -1,10 +1,13 @@
 """The context chain, link by link (story -> LM -> [IMG] states -> drawn image), per setting and attribute.
 
     .venv/bin/python bench/chain.py [--profile tiny] [--n-stories 200] [--n-fit 2000] [--no-draw] [--stage S]
+                                    [--no-described]
 
 Each figure is an accuracy over the evaluation stories whose inputs determine that attribute (ceiling 1.0):
 ``chain.<setting>.<link>.<attribute>`` with links describe / lm_probe / img_probe / image
 (`gill_lite.evaluate.chain`), and ``chain.<setting>.determined.<attribute>``, the number of such stories.
+Besides the three VIST settings, the diagnostic ``captions_described`` (each context image replaced by its frame's
+caption: a visual prefix that read images perfectly) unless ``--no-described``.
 Probes are fitted on "lm"-stream stories. Uses the trained GILL (trains what is missing). Prints
 ``name: value`` lines; writes ``runs/bench/chain.json``.
 """
@@ -29,12 +32,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--n-fit", type=int, default=2000, help="lm-stream stories the probes are fitted on")
     parser.add_argument("--no-draw", action="store_true", help="skip the drawn-image link")
     parser.add_argument("--stage", default=None, help="GILL stage to measure (default: the profile's final)")
+    parser.add_argument("--no-described", action="store_true",
+                        help="skip the diagnostic input with the images replaced by their descriptions")
     args = parser.parse_args(argv)
     import torch
 
     from gill_lite.backbones import load_frozen_parts
     from gill_lite.backbones.recipes import standin_recipe
-    from gill_lite.evaluate.chain import chain_lines, chain_stories, measure_chain
+    from gill_lite.evaluate.chain import DESCRIBED, chain_lines, chain_stories, measure_chain
+    from gill_lite.evaluate.contexts import SETTINGS
     from gill_lite.train.loop import load_gill
     from gill_lite.world.stories import make_stories
 
@@ -49,7 +55,9 @@ def main(argv=None) -> dict:
     n_fit = min(args.n_fit, standin_recipe(profile).lm.n_stories)  # among the stories the LM stand-in read
     fit = chain_stories(make_stories(n_fit, w.seed, "lm", w.image_size), w.image_size)
     evaluation = chain_stories(make_stories(n_eval, w.seed, "eval", w.image_size), w.image_size)
-    chain = measure_chain(model, parts.generator, fit, evaluation, seed=profile.eval.seed, draw=not args.no_draw)
+    settings = SETTINGS if args.no_described else (*SETTINGS, DESCRIBED)
+    chain = measure_chain(model, parts.generator, fit, evaluation, settings=settings, seed=profile.eval.seed,
+                          draw=not args.no_draw)
     figures = {"profile": profile.name, "stories": n_eval, "fit_stories": len(fit), **chain_lines(chain)}
     for name, value in figures.items():
         print(f"{name}: {value}")

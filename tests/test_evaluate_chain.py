@@ -53,3 +53,20 @@ def test_every_link_is_measured():
     assert "chain.captions_images.img_probe.kind" in lines and lines["chain.captions_images.determined.kind"] == 6
     with pytest.raises(ValueError, match="unknown setting"):
         chain.measure_chain(model, parts.generator, fit, ev, settings=("nope",), progress=False)
+
+
+def test_described_input_replaces_each_image_by_its_frames_caption():
+    from gill_lite.evaluate.stories import from_world_story
+    from gill_lite.world.captions import caption_shape
+
+    world = make_stories(3, seed=0)
+    for stories in (chain.chain_stories(world, 8), chain.chain_stories([from_world_story(s, 8) for s in world], 8)):
+        contexts = chain._contexts(stories, chain.DESCRIBED)
+        for ctx, s, w in zip(contexts, stories, world):
+            frames = [caption_shape(f.main, 0) for f in w.frames]
+            assert ctx == [w.captions[0], frames[0], w.captions[1], frames[1], w.captions[2], frames[2],
+                           w.captions[3], frames[3], w.captions[4]]
+            assert s.known[chain.DESCRIBED] == s.known["captions_images"]  # it knows what the images tell
+    no_shapes = chain.ChainStory(["a."], world[0].images(8), world[0].final, {})
+    with pytest.raises(ValueError, match="needs each frame's shape"):
+        chain._contexts([no_shapes], chain.DESCRIBED)

@@ -10,6 +10,11 @@ attribute (``Story.known``), so every figure's ceiling is 1.0 and a link that lo
 - ``image``: the world's attribute probe on the image GILL draws from those states.
 
 The probes are fitted on "lm"-stream stories (never the evaluation stories) and scored on evaluation stories.
+
+One diagnostic input beside the VIST settings, ``captions_described`` (`DESCRIBED`): the 5 captions + 4 images
+context with each image replaced by its frame's corpus caption, i.e. what GILL would read if the visual prefix
+turned an image into exactly its caption. It knows what ``captions_images`` knows; the difference between the two
+rows is what the images lose on their way into the LM.
 Everything goes through the same `gill_lite.model.functional` calls the evaluation uses (one BOS per context).
 """
 from __future__ import annotations
@@ -24,6 +29,7 @@ from .contexts import SETTINGS, build_context
 
 LINKS = ("describe", "lm_probe", "img_probe", "image")
 DESCRIBE_OPENER = "Now the"
+DESCRIBED = "captions_described"  # diagnostic: captions_images with every image replaced by its description
 
 
 @dataclass
@@ -34,22 +40,33 @@ class ChainStory:
     images: np.ndarray
     shape: object
     known: dict
+    descriptions: list[str] | None = None  # each frame's corpus caption (template 0), for `DESCRIBED`
 
 
 def chain_stories(stories, image_size: int = 32) -> list[ChainStory]:
     """World `Story` objects (rendered here) or `EvalStory` objects (with ``shape`` and ``known``)."""
+    from ..world.captions import caption_shape
+
     out = []
     for s in stories:
         if hasattr(s, "frames"):  # gill_lite.world.stories.Story
-            out.append(ChainStory(list(s.captions), s.images(image_size), s.final,
-                                  {k: list(v) for k, v in s.known.items()}))
+            shapes, images, final, known = [f.main for f in s.frames], s.images(image_size), s.final, s.known
         else:
-            out.append(ChainStory(list(s.captions), s.images, s.shape, dict(s.known or {})))
+            shapes, images, final, known = s.frame_shapes, s.images, s.shape, s.known or {}
+        known = {k: list(v) for k, v in known.items()}
+        if "captions_images" in known:
+            known[DESCRIBED] = known["captions_images"]
+        described = [caption_shape(x, 0) for x in shapes] if shapes is not None else None
+        out.append(ChainStory(list(s.captions), images, final, known, described))
     return out
 
 
 def _contexts(stories, setting: str) -> list:
-    return [build_context(s.captions, s.images, setting) for s in stories]
+    if setting != DESCRIBED:
+        return [build_context(s.captions, s.images, setting) for s in stories]
+    if any(s.descriptions is None for s in stories):
+        raise ValueError(f"setting {DESCRIBED!r} needs each frame's shape (world stories)")
+    return [build_context(s.captions, s.descriptions, "captions_images") for s in stories]
 
 
 def describe(model, contexts, opener: str = DESCRIBE_OPENER, max_new_tokens: int = 10) -> list[dict]:
@@ -144,7 +161,7 @@ def image_link(gen, stories, settings=SETTINGS) -> dict:
 def chain_table(chain: dict) -> str:
     """A markdown table: one row per (setting, link), one column per attribute (n determined in the header)."""
     rows = ["| input | link | " + " | ".join(ATTRIBUTES) + " |", "|---|---|" + "---|" * len(ATTRIBUTES)]
-    for setting in (s for s in SETTINGS if s in chain):
+    for setting in (s for s in (*SETTINGS, DESCRIBED) if s in chain):
         counts = chain["counts"][setting]
         for link in LINKS:
             accs = chain[setting].get(link)
