@@ -219,7 +219,7 @@ def test_report_from_hand_made_results(tmp_path):
 
 def test_readme_summary_states_targets_met_and_missed(tmp_path, monkeypatch):
     from gill_lite.pipeline import NOTEBOOKS
-    from gill_lite.report import render_summary
+    from gill_lite.report import CLAIMS, render_summary
 
     stamp = "2025-01-01T00:00:00+00:00"
     results = {"stages": {
@@ -250,6 +250,9 @@ def test_readme_summary_states_targets_met_and_missed(tmp_path, monkeypatch):
     assert "GILL 5 captions > GILL last caption, paired difference | +0.050 [+0.010, +0.090] | paper: holds | holds |" in text
     assert "| -0.040 [-0.070, -0.010] | paper: holds | **reversed** |" in text
     assert "| +0.010 [-0.020, +0.040] | paper: holds | **not shown** |" in text
+    claims = render_summary(results, CLAIMS).splitlines()
+    assert len(claims) == 2 + 3 and claims[2].startswith("| VIST ordering (CLIP similarity): GILL 5 captions > GILL last")
+    assert "end to end" not in "\n".join(claims)  # the claims table holds the claims only
     results["timings"][NOTEBOOKS[0]] = 1000.0
     assert "**missed** |" in render_summary(results).splitlines()[-1]
     del results["timings"][NOTEBOOKS[-1]]  # a partial run has no total to judge
