@@ -132,7 +132,9 @@ display(Markdown(attribute_table(summary)))
 # ceiling is 1.0): `describe`, the frozen LM asked to go on with "Now the" (how its pretraining narrator restates
 # a scene); `lm_probe` and `img_probe`, linear probes on the LM's last state and on the `[IMG]` states (fitted on
 # "lm"-stream stories, never these); `image`, the probe on the image GILL drew above. A link that loses the story
-# shows as a drop from the row above it. `bench/chain.py` prints the same figures.
+# shows as a drop from the row above it. `bench/chain.py` prints the same figures, and one more input,
+# `captions_described`: the 5 captions + 4 images with each image replaced by its frame's caption, what GILL
+# would read if the visual prefix turned an image into exactly its caption (`chain.DESCRIBED`).
 
 # %%
 chain = None
