@@ -106,9 +106,9 @@ def judge_collection(profile, collection: Collection, eval_clip=None, votes=None
         votes = J.simulate_votes(evidence, J.judges_from_config(profile.decision), seed=profile.decision.seed)
     if len(votes) != len(collection):
         raise ValueError(f"{len(votes)} vote rows for {len(collection)} collected prompts")
-    root = collection.root
     if isinstance(votes, PublishedVotes):
         return _judge_published(profile, collection, votes, human_path)
+    root = collection.root
     human = load_votes(human_path) if human_path is not None else {}
     votes = merge_votes(votes, collection.ids, human)
     labels = J.confident_labels(votes)

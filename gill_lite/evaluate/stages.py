@@ -110,10 +110,10 @@ def diagonal_recall_at_k(scores: torch.Tensor, ks=(1, 5, 10)) -> dict:
 @torch.no_grad()
 def next_token_table(model, texts, k: int = 5) -> list[list[tuple[str, float]]]:
     """The ``k`` most likely next tokens (with probabilities) after each text, [IMG1..7] excluded."""
-    from ..model.functional import _padded_contexts
+    from ..model.functional import padded_contexts
 
     model.eval()
-    embeds, mask, lengths = _padded_contexts(model, list(texts))
+    embeds, mask, lengths = padded_contexts(model, list(texts))
     _, logits, _ = model.lm_forward(embeds, attention_mask=mask)
     last = logits[torch.arange(len(lengths)), lengths - 1].float()
     last[:, list(model.img_ids[1:])] = float("-inf")

@@ -170,7 +170,7 @@ def caption_image(model, image, max_new_tokens: int = 24) -> str:
     return caption_images(model, [image], max_new_tokens)[0]
 
 
-def _padded_contexts(model, contexts, suffix_ids=()):
+def padded_contexts(model, contexts, suffix_ids=()):
     """Right-padded embeddings of several contexts (+ optional suffix tokens), mask, and last positions."""
     rows = []
     for c in contexts:
@@ -191,7 +191,7 @@ def img_emission(model, texts, batch_size: int = 64) -> list[bool]:
     out = []
     banned = list(model.img_ids[1:])
     for i in range(0, len(texts), batch_size):
-        embeds, mask, lengths = _padded_contexts(model, texts[i : i + batch_size])
+        embeds, mask, lengths = padded_contexts(model, texts[i : i + batch_size])
         _, logits, _ = model.lm_forward(embeds, attention_mask=mask)
         last = logits[torch.arange(len(lengths)), lengths - 1].float()
         last[:, banned] = float("-inf")
@@ -210,7 +210,7 @@ def last_states(model, contexts, batch_size: int = 64) -> torch.Tensor:
     model.eval()
     out = []
     for i in range(0, len(contexts), batch_size):
-        embeds, mask, lengths = _padded_contexts(model, contexts[i : i + batch_size])
+        embeds, mask, lengths = padded_contexts(model, contexts[i : i + batch_size])
         hidden, _, _ = model.lm_forward(embeds, attention_mask=mask)
         out.append(hidden[torch.arange(len(lengths)), lengths - 1].float().cpu())
     return torch.cat(out)
@@ -223,7 +223,7 @@ def img_states_batch(model, contexts, batch_size: int = 64) -> ImgStates:
     n_img = len(model.img_ids)
     out = []
     for i in range(0, len(contexts), batch_size):
-        embeds, mask, lengths = _padded_contexts(model, contexts[i : i + batch_size], model.img_ids)
+        embeds, mask, lengths = padded_contexts(model, contexts[i : i + batch_size], model.img_ids)
         hidden, _, _ = model.lm_forward(embeds, attention_mask=mask)
         pos = lengths[:, None] - n_img + torch.arange(n_img, device=model.device)[None]
         out.append(hidden.gather(1, pos.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])).float())
