@@ -38,8 +38,7 @@ def main(argv=None) -> dict:
     import torch
 
     from gill_lite.backbones import load_frozen_parts
-    from gill_lite.backbones.recipes import standin_recipe
-    from gill_lite.evaluate.chain import DESCRIBED, chain_lines, chain_stories, measure_chain
+    from gill_lite.evaluate.chain import DESCRIBED, chain_lines, chain_stories, measure_chain, probe_fit_stories
     from gill_lite.evaluate.contexts import SETTINGS
     from gill_lite.train.loop import load_gill
     from gill_lite.world.stories import make_stories
@@ -52,8 +51,7 @@ def main(argv=None) -> dict:
     model = load_gill(profile, parts, args.stage)
     w = profile.world
     n_eval = args.n_stories or profile.eval.n_stories
-    n_fit = min(args.n_fit, standin_recipe(profile).lm.n_stories)  # among the stories the LM stand-in read
-    fit = chain_stories(make_stories(n_fit, w.seed, "lm", w.image_size), w.image_size)
+    fit = probe_fit_stories(profile, args.n_fit)
     evaluation = chain_stories(make_stories(n_eval, w.seed, "eval", w.image_size), w.image_size)
     settings = SETTINGS if args.no_described else (*SETTINGS, DESCRIBED)
     chain = measure_chain(model, parts.generator, fit, evaluation, settings=settings, seed=profile.eval.seed,

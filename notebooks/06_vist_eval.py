@@ -53,9 +53,9 @@ N_CHAIN_FIT = 1000  # "lm"-stream stories the context chain's probes are fitted 
 # %matplotlib inline
 from IPython.display import Markdown, display
 
-from gill_lite.backbones.recipes import standin_recipe
 from gill_lite.config import notebook_profile
-from gill_lite.evaluate.chain import chain_lines, chain_stories, chain_table, image_link, measure_chain
+from gill_lite.evaluate.chain import (chain_lines, chain_stories, chain_table, image_link, measure_chain,
+                                      probe_fit_stories)
 from gill_lite.evaluate.dialogue import dialogue_items, dialogue_summary, evaluate_dialogues
 from gill_lite.evaluate.figures import dialogue_figure, story_results_figure
 from gill_lite.evaluate.stories import evaluation_stories
@@ -65,7 +65,6 @@ from gill_lite.evaluate.vist import evaluate_vist
 from gill_lite.figures import save_figure, story_strip
 from gill_lite.inference import GillPipeline
 from gill_lite.pipeline import record_results
-from gill_lite.world.stories import make_stories
 
 profile = notebook_profile(PROFILE)
 print(profile.name, profile.eval)
@@ -139,9 +138,7 @@ display(Markdown(attribute_table(summary)))
 # %%
 chain = None
 if profile.uses_world:  # the chain needs the world's ground truth
-    w = profile.world
-    n_fit = min(N_CHAIN_FIT, standin_recipe(profile).lm.n_stories)  # among the stories the LM stand-in read
-    fit = chain_stories(make_stories(n_fit, w.seed, "lm", w.image_size), w.image_size)
+    fit = probe_fit_stories(profile, N_CHAIN_FIT)  # "lm"-stream stories the LM stand-in read
     chain = measure_chain(pipe.model, pipe.generator, fit, chain_stories(stories), seed=profile.eval.seed,
                           draw=False, progress=False)
     for setting, accs in image_link(gen, stories).items():  # the images generated above, not new ones

@@ -70,3 +70,15 @@ def test_described_input_replaces_each_image_by_its_frames_caption():
     no_shapes = chain.ChainStory(["a."], world[0].images(8), world[0].final, {})
     with pytest.raises(ValueError, match="needs each frame's shape"):
         chain._contexts([no_shapes], chain.DESCRIBED)
+
+
+def test_probe_fit_stories_come_from_the_lm_stream_and_stop_at_what_the_lm_read():
+    from gill_lite.backbones.recipes import standin_recipe
+    from gill_lite.config import get_profile
+
+    profile = get_profile("ci")
+    read = standin_recipe(profile).lm.n_stories
+    fit = chain.probe_fit_stories(profile, 5)
+    w = profile.world
+    assert [s.captions for s in fit] == [s.captions for s in make_stories(5, w.seed, "lm", w.image_size)]
+    assert len(chain.probe_fit_stories(profile, read + 10)) == read

@@ -61,6 +61,17 @@ def chain_stories(stories, image_size: int = 32) -> list[ChainStory]:
     return out
 
 
+def probe_fit_stories(profile, n: int) -> list[ChainStory]:
+    """The stories the chain's probes are fitted on: the first ``n`` "lm"-stream stories, capped at the number the
+    LM stand-in read in its pretraining (never evaluation stories)."""
+    from ..backbones.recipes import standin_recipe
+    from ..world.stories import make_stories
+
+    w = profile.world
+    n = min(n, standin_recipe(profile).lm.n_stories)
+    return chain_stories(make_stories(n, w.seed, "lm", w.image_size), w.image_size)
+
+
 def _contexts(stories, setting: str) -> list:
     if setting != DESCRIBED:
         return [build_context(s.captions, s.images, setting) for s in stories]
