@@ -1,11 +1,12 @@
-"""The context chain, link by link (story -> LM -> [IMG] states -> drawn image), per setting and attribute.
+"""The context chain, link by link (story -> LM -> [IMG] states -> mapper -> image), per setting and attribute.
 
     .venv/bin/python bench/chain.py [--profile tiny] [--n-stories 200] [--n-fit 2000] [--no-draw] [--stage S]
                                     [--no-described]
 
 Each figure is an accuracy over the evaluation stories whose inputs determine that attribute (ceiling 1.0):
-``chain.<setting>.<link>.<attribute>`` with links describe / lm_probe / img_probe / image
-(`gill_lite.evaluate.chain`), and ``chain.<setting>.determined.<attribute>``, the number of such stories.
+``chain.<setting>.<link>.<attribute>`` with links describe / lm_probe / img_probe / mapper / image /
+oracle_image (`gill_lite.evaluate.chain`; oracle_image, the generator on the last frame's true caption, is the
+image link's ceiling), and ``chain.<setting>.determined.<attribute>``, the number of such stories.
 Besides the three VIST settings, the diagnostic ``captions_described`` (each context image replaced by its frame's
 caption: a visual prefix that read images perfectly) unless ``--no-described``.
 Probes are fitted on "lm"-stream stories. Uses the trained GILL (trains what is missing). Prints
@@ -30,7 +31,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--profile", default="tiny")
     parser.add_argument("--n-stories", type=int, default=None, help="evaluation stories (default: the profile's)")
     parser.add_argument("--n-fit", type=int, default=2000, help="lm-stream stories the probes are fitted on")
-    parser.add_argument("--no-draw", action="store_true", help="skip the drawn-image link")
+    parser.add_argument("--no-draw", action="store_true", help="skip the drawn-image links (image, oracle_image)")
     parser.add_argument("--stage", default=None, help="GILL stage to measure (default: the profile's final)")
     parser.add_argument("--no-described", action="store_true",
                         help="skip the diagnostic input with the images replaced by their descriptions")

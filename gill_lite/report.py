@@ -87,6 +87,8 @@ HEADLINES: list[tuple[str, str, str, tuple | None]] = [
                             ("gill_captions_images", "gill_captions", "GILL 5 captions + 4 images > GILL 5 captions"),
                             ("gill_captions", "sd_captions", "GILL 5 captions > generator 5 captions"))],
     ("vist", "attribute_accuracy.gill_captions.kind", "VIST: kind of GILL's image, 5 captions", ("min", 0.90)),
+    ("vist", "attribute_accuracy.sd_oracle.kind",
+     "VIST: kind of the generator's image of the true last description (the row above's ceiling)", None),
     ("vist", "attribute_accuracy.gill_captions.all", "VIST: all 4 attributes of GILL's image, 5 captions (ceiling 0.50)",
      ("min", 0.25)),
     ("vist", "attribute_accuracy.gill_captions_images.all",

@@ -130,8 +130,10 @@ display(Markdown(attribute_table(summary)))
 # the drawn image. For each setting and attribute, over the stories whose input **determines** it (so every
 # ceiling is 1.0): `describe`, the frozen LM asked to go on with "Now the" (how its pretraining narrator restates
 # a scene); `lm_probe` and `img_probe`, linear probes on the LM's last state and on the `[IMG]` states (fitted on
-# "lm"-stream stories, never these); `image`, the probe on the image GILL drew above. A link that loses the story
-# shows as a drop from the row above it. `bench/chain.py` prints the same figures, and one more input,
+# "lm"-stream stories, never these); `mapper`, the mapper's output read as its nearest shape description in the
+# generator's text-encoder space (the mapper's loss without the generator's); `image`, the probe on the image
+# GILL drew above; `oracle_image`, the same probe on the generator's image of the last frame's true caption, the
+# ceiling of the image link. A link that loses the story shows as a drop from the row above it. `bench/chain.py` prints the same figures, and one more input,
 # `captions_described`: the 5 captions + 4 images with each image replaced by its frame's caption, what GILL
 # would read if the visual prefix turned an image into exactly its caption (`chain.DESCRIBED`).
 
@@ -141,8 +143,8 @@ if profile.uses_world:  # the chain needs the world's ground truth
     fit = probe_fit_stories(profile, N_CHAIN_FIT)  # "lm"-stream stories the LM stand-in read
     chain = measure_chain(pipe.model, pipe.generator, fit, chain_stories(stories), seed=profile.eval.seed,
                           draw=False, progress=False)
-    for setting, accs in image_link(gen, stories).items():  # the images generated above, not new ones
-        chain[setting]["image"] = accs
+    for setting, links in image_link(gen, stories).items():  # the images generated above, not new ones
+        chain[setting].update(links)
     display(Markdown(chain_table(chain)))
 
 # %% [markdown]

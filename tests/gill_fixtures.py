@@ -79,6 +79,9 @@ class FakeGenerator:
         v = prompt_embeds.detach().float().mean(1)[:, :3].sigmoid().mul(255).to(torch.uint8).numpy()
         return np.broadcast_to(v[:, None, None, :], (len(v), 8, 8, 3)).copy()
 
+    def generate_from_text(self, captions, seed=0, **kwargs) -> np.ndarray:
+        return self.generate(self.encode_text(captions), seed=seed)
+
 
 def tiny_parts(hidden: int = 32, layers: int = 1, heads: int = 2, image_hidden: int = 24, max_length: int = 6,
                text_width: int = 16, tied: bool = True, lm_name: str = "fake-opt", seed: int = 0):

@@ -82,3 +82,33 @@ def test_probe_fit_stories_come_from_the_lm_stream_and_stop_at_what_the_lm_read(
     w = profile.world
     assert [s.captions for s in fit] == [s.captions for s in make_stories(5, w.seed, "lm", w.image_size)]
     assert len(chain.probe_fit_stories(profile, read + 10)) == read
+
+
+def test_mapper_link_reads_the_nearest_description():
+    from gill_fixtures import FakeGenerator
+    from gill_lite.world.attributes import all_shapes
+    from gill_lite.world.captions import caption_shape
+
+    gen = FakeGenerator(max_length=12)  # room for a whole caption
+    space = chain.description_space(gen)
+    assert len(space.shapes) == len(all_shapes()) == space.embeddings.shape[0]
+    g = torch.Generator().manual_seed(0)
+    picked = [all_shapes()[i] for i in torch.randint(0, 216, (20,), generator=g).tolist()]
+    embeds = gen.encode_text([caption_shape(s, 0) for s in picked])
+    assert space.nearest(embeds + 0.05 * torch.randn(embeds.shape, generator=g)) == picked
+    assert space.nearest(torch.randn(embeds.shape, generator=g)) != picked  # noise reads as something else
+
+
+def test_image_link_carries_the_oracle_ceiling():
+    import numpy as np
+
+    stories = chain.chain_stories(make_stories(4, seed=0), 8)
+    for s in stories:
+        s.known["captions"] = ["kind"]
+    hits = {a: np.array([1.0, 0.0, 1.0, 1.0]) for a in ("kind", "colour", "size", "position")}
+    oracle = {a: np.ones(4) for a in hits}
+    gen = type("Gen", (), {"attributes": {"gill/captions": hits, "sd/oracle": oracle}})()
+    links = chain.image_link(gen, stories, settings=("captions", "last_caption"))
+    assert set(links) == {"captions"}
+    assert links["captions"]["image"]["kind"] == 0.75 and links["captions"]["oracle_image"]["kind"] == 1.0
+    assert links["captions"]["image"]["colour"] is None  # not determined by the captions

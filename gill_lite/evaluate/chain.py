@@ -7,7 +7,12 @@ attribute (``Story.known``), so every figure's ceiling is 1.0 and a link that lo
   greedily, and the attributes are parsed from its words;
 - ``lm_probe``: a linear probe on the LM's last-layer state at the context's last token;
 - ``img_probe``: a linear probe on GILL's 8 [IMG] states after the context (their mean);
-- ``image``: the world's attribute probe on the image GILL draws from those states.
+- ``mapper``: the mapper's output for those states read as its nearest description: of the generator's
+  text-encoder outputs for every shape's caption (`description_space`), the closest by cosine. It needs no
+  training and no drawing, so it tells the mapper's loss apart from the generator's;
+- ``image``: the world's attribute probe on the image GILL draws from those states;
+- ``oracle_image``: the same probe on the image the generator draws from the last frame's *true* caption, over
+  the same stories: the image link's ceiling (no mapper can draw better than the generator it feeds).
 
 The probes are fitted on "lm"-stream stories (never the evaluation stories) and scored on evaluation stories.
 
@@ -27,7 +32,7 @@ import torch
 from ..world.attributes import ATTRIBUTES, VALUES
 from .contexts import SETTINGS, build_context
 
-LINKS = ("describe", "lm_probe", "img_probe", "image")
+LINKS = ("describe", "lm_probe", "img_probe", "mapper", "image", "oracle_image")
 DESCRIBE_OPENER = "Now the"
 DESCRIBED = "captions_described"  # diagnostic: captions_images with every image replaced by its description
 
@@ -103,20 +108,56 @@ def _determined_mean(hits, stories, setting: str, attribute: str) -> float | Non
     return float(np.mean(keep)) if keep else None
 
 
+@dataclass
+class DescriptionSpace:
+    """Every shape of the world and the generator's text-encoder output of its caption (template 0), flattened
+    and unit-normalised ``(216, max_length * text_width)``: where the ``mapper`` link looks up its nearest."""
+
+    shapes: list
+    embeddings: torch.Tensor
+
+    def nearest(self, prompt_embeds: torch.Tensor) -> list:
+        """The shape whose caption's encoding is closest (cosine) to each of ``prompt_embeds`` (N, L, W)."""
+        x = torch.nn.functional.normalize(prompt_embeds.float().flatten(1).cpu(), dim=1)
+        return [self.shapes[i] for i in (x @ self.embeddings.T).argmax(1).tolist()]
+
+
+def description_space(generator) -> DescriptionSpace:
+    """The `DescriptionSpace` of ``generator``'s text encoder."""
+    from ..world.attributes import all_shapes
+    from ..world.captions import caption_shape
+
+    shapes = list(all_shapes())
+    embeddings = generator.encode_text([caption_shape(x, 0) for x in shapes]).float().flatten(1).cpu()
+    return DescriptionSpace(shapes, torch.nn.functional.normalize(embeddings, dim=1))
+
+
+def _hits(predicted_shapes, stories, setting: str) -> dict:
+    return {a: _determined_mean([getattr(p, a) == getattr(s.shape, a) for p, s in zip(predicted_shapes, stories)],
+                                stories, setting, a) for a in ATTRIBUTES}
+
+
 def measure_chain(model, generator, fit_stories, eval_stories, settings=SETTINGS, seed: int = 0, draw: bool = True, progress: bool = True) -> dict:
     """Every link's accuracy per setting and attribute, where determined (see module docstring).
 
     Returns ``{setting: {link: {attribute: accuracy}}, "counts": {setting: {attribute: n determined}}}``.
-    ``fit_stories`` / ``eval_stories``: `ChainStory` lists (`chain_stories`). ``generator`` draws GILL's images
-    (skipped with ``draw=False``).
+    ``fit_stories`` / ``eval_stories``: `ChainStory` lists (`chain_stories`). ``generator`` reads the mapper's
+    output (``mapper``) and draws GILL's images and the true captions' (``image``, ``oracle_image``: skipped with
+    ``draw=False``).
     """
     from tqdm.auto import tqdm
 
-    from ..model.functional import generate_images, img_states_batch, last_states
+    from ..model.functional import img_states_batch, last_states, prompt_embeds
+    from ..world.captions import caption_shape
     from .metrics import attribute_scores
     from .stages import linear_probe_predictions
 
     fit_shapes, eval_shapes = [s.shape for s in fit_stories], [s.shape for s in eval_stories]
+    space = description_space(generator)
+    oracle = None
+    if draw:  # drawn once: the true caption is the same in every setting, only the stories counted differ
+        oracle = attribute_scores(generator.generate_from_text([caption_shape(x, 0) for x in eval_shapes], seed=seed),
+                                  eval_shapes)
     out: dict = {"counts": {}}
     for setting in tqdm(settings, desc="context chain", disable=not progress):
         fit_ctx = _contexts(fit_stories, setting)
@@ -133,11 +174,14 @@ def measure_chain(model, generator, fit_stories, eval_stories, settings=SETTINGS
             predicted = linear_probe_predictions(f_fit, fit_shapes, f_eval, seed=seed)
             row[link] = {a: _determined_mean((predicted[a] == _labels(eval_stories, a)).tolist(), eval_stories,
                                              setting, a) for a in ATTRIBUTES}
+        mapped = torch.cat([prompt_embeds(model, eval_states.states[i : i + 64]) for i in range(0, len(eval_ctx), 64)])
+        row["mapper"] = _hits(space.nearest(mapped), eval_stories, setting)
         if draw:
-            images = np.concatenate([generate_images(model, generator, eval_states.states[i : i + 64], seed=seed + i)
+            images = np.concatenate([generator.generate(mapped[i : i + 64], seed=seed + i)
                                      for i in range(0, len(eval_ctx), 64)])
             scores = attribute_scores(images, eval_shapes)
             row["image"] = {a: _determined_mean(scores[a].tolist(), eval_stories, setting, a) for a in ATTRIBUTES}
+            row["oracle_image"] = {a: _determined_mean(oracle[a].tolist(), eval_stories, setting, a) for a in ATTRIBUTES}
         out[setting] = row
         out["counts"][setting] = {a: sum(a in s.known.get(setting, ()) for s in eval_stories) for a in ATTRIBUTES}
     return out
@@ -159,13 +203,19 @@ def chain_lines(chain: dict) -> dict[str, float]:
 
 
 def image_link(gen, stories, settings=SETTINGS) -> dict:
-    """The ``image`` link from a VIST generation run already made (`GenerationResults.attributes` of
-    ``gill/<setting>``), scored where determined: no second round of image generation."""
+    """The ``image`` and ``oracle_image`` links from a VIST generation run already made
+    (`GenerationResults.attributes` of ``gill/<setting>`` and ``sd/oracle``), scored where determined: no second
+    round of image generation. Returns ``{setting: {link: {attribute: accuracy}}}``."""
     out = {}
+    oracle = gen.attributes.get("sd/oracle")
     for setting in settings:
         hits = gen.attributes.get(f"gill/{setting}")
-        if hits is not None:
-            out[setting] = {a: _determined_mean(hits[a].tolist(), stories, setting, a) for a in ATTRIBUTES}
+        if hits is None:
+            continue
+        out[setting] = {"image": {a: _determined_mean(hits[a].tolist(), stories, setting, a) for a in ATTRIBUTES}}
+        if oracle is not None:
+            out[setting]["oracle_image"] = {a: _determined_mean(oracle[a].tolist(), stories, setting, a)
+                                            for a in ATTRIBUTES}
     return out
 
 
