@@ -15,10 +15,12 @@ STAGES = ("captioning", "img_tokens", "generation", "retrieval", "joint")
 FAKE_FROZEN = {"lm": "lm-x", "image_encoder": "clip-x", "generator": "gen-x", "eval_clip": "ev-x"}
 
 STAGE_FINGERPRINTS = {  # with FAKE_FROZEN: the part of the fingerprint that comes from the profile
-    "ci": {"captioning": "523980353016d3c7", "img_tokens": "28c8927895cfc40c", "generation": "e2a460cfd04c181c",
-           "retrieval": "64fe2cf2f6e81516", "joint": "9244d075fc00c71c"},
-    "tiny": {"captioning": "cfe25a9c2533dbe2", "img_tokens": "d1bc3a041d82613c", "generation": "ffbf069c16719c7b",
-             "retrieval": "46cf88f46f0678ff", "joint": "0e3175892829a7bc"},
+    # the stages after captioning moved once, on purpose: their [IMG] side reads restyled captions
+    # (`train.data.restyled_texts`, CHANGELOG "This build (context)"); captioning and paper did not move
+    "ci": {"captioning": "523980353016d3c7", "img_tokens": "bbcbedbd41591040", "generation": "59613ec4e1b3c0e0",
+           "retrieval": "e6169e76d3a73220", "joint": "814e668ae4dde9ee"},
+    "tiny": {"captioning": "cfe25a9c2533dbe2", "img_tokens": "b3e5210b748ca4f7", "generation": "5abac10b56b2d098",
+             "retrieval": "5e2250403112fbcb", "joint": "9dcabc9dc1c5c47b"},
     "paper": {"captioning": "c792a34bb64ffd64", "img_tokens": "097695d08eb6acba", "generation": "d0502ac949aa4606",
               "retrieval": "d96324ed8a0c4465", "joint": "4623308c8de4d5e5"},
 }

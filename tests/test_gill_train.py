@@ -214,3 +214,41 @@ def test_paper_notebooks_load_the_joint_run_not_four_stages(monkeypatch):
     monkeypatch.setattr(loop, "train_stage", lambda *a, **k: pytest.fail("a staged stage was trained"))
     assert loop.notebook_stage(small_profile(final_stage="joint", joint_from=None), "captioning") == ("gill", "joint")
     assert calls == ["joint"]
+
+
+def test_img_side_reads_img_texts_and_captioning_reads_captions(monkeypatch):
+    """``CaptionSet.img_texts`` feed the [IMG] losses (and their cache's name); captioning reads the captions."""
+    from gill_lite.train import caches, steps
+
+    parts = tiny_parts()
+    prof = small_profile()
+    model = GillModel.build(parts, prof.train)
+    seen = {}
+    real_img, real_cap = steps.img_forward, steps.caption_inputs
+
+    def img_forward(m, texts, *a, **k):
+        seen["img"] = list(texts)
+        return real_img(m, texts, *a, **k)
+
+    def caption_inputs(m, prefix, texts, *a, **k):
+        seen["cap"] = list(texts)
+        return real_cap(m, prefix, texts, *a, **k)
+
+    monkeypatch.setattr(steps, "img_forward", img_forward)
+    monkeypatch.setattr(steps, "caption_inputs", caption_inputs)
+    captions, styled = ["a red circle.", "a blue square."], ["A circle. It is red.", "A square. It is blue."]
+    batch = {"captions": captions, "img_texts": styled, "text_targets": parts.generator.encode_text(captions),
+             "image_features": torch.randn(2, parts.image_encoder.hidden_size)}
+    steps.compute_losses(model, batch, "joint", prof.train)
+    assert seen == {"img": styled, "cap": captions}
+
+    def dataset(img_texts):
+        return CaptionSet("d", ["0", "1"], captions, lambda idx: None, img_texts=img_texts)
+    assert dataset(None).img_texts == captions
+    with pytest.raises(ValueError, match="img_texts"):
+        dataset(styled[:1])
+    names = set()
+    monkeypatch.setattr(caches, "cached_features", lambda ds, encode, kind, name, *a, **k: names.add(name))
+    for texts in (None, styled):
+        caches.img_states(dataset(texts), model, "/nonexistent", 16)
+    assert len(names) == 2  # restyled [IMG] texts never read a cache of the plain captions' states

@@ -222,7 +222,8 @@ def img_rows_digest(model) -> str:
 
 def img_states(dataset, model, cache_dir, max_text_len: int, n_matchings: int = 0, seed: int = 0,
                **kwargs) -> CachedFeatures:
-    """The frozen LM's [IMG] states of every caption of ``dataset``, alone and in its pairs (cached).
+    """The frozen LM's [IMG] states of every row of ``dataset`` (after its ``img_texts``), alone and in its pairs
+    (cached).
 
     Row ``i`` is ``(1 + n_matchings, n_img, lm_hidden)``: the states after ``BOS caption_i [IMG0..7]`` (also
     those of caption ``i`` as the *first* of a pair: attention is causal), then for each fixed matching ``k``
@@ -237,7 +238,7 @@ def img_states(dataset, model, cache_dir, max_text_len: int, n_matchings: int = 
     partners = [matching(len(dataset), k, seed) for k in range(n_matchings)]
 
     def encode(idx):
-        caps = [dataset.captions[i] for i in idx]
+        caps = [dataset.img_texts[i] for i in idx]
         out = [img_forward(model, caps, max_text_len, with_grad=False)[2]]
         for partner in partners:
             mates = [int(partner[i]) for i in idx]
@@ -245,14 +246,16 @@ def img_states(dataset, model, cache_dir, max_text_len: int, n_matchings: int = 
             for i, m in zip(idx, mates):
                 if m < 0:
                     groups.append((len(texts),))
-                    texts.append(dataset.captions[i])
+                    texts.append(dataset.img_texts[i])
                 else:
                     groups.append((len(texts), len(texts) + 1))
-                    texts += [dataset.captions[m], dataset.captions[i]]
+                    texts += [dataset.img_texts[m], dataset.img_texts[i]]
             states = img_forward(model, texts, max_text_len, with_grad=False, groups=groups)[2]
             out.append(states[[g[-1] for g in groups]])
         return torch.stack(out, 1)
 
     name = f"{model.frozen_names['lm']}-img{img_rows_digest(model)}-len{max_text_len}-pairs{n_matchings}s{seed}"
+    if dataset.img_texts is not dataset.captions:  # [IMG] texts other than the captions (`CaptionSet.img_texts`)
+        name += f"-txt{ids_digest(dataset.img_texts)[:10]}"
     kwargs.setdefault("batch_size", 128)
     return cached_features(dataset, encode, "imgstates", name, cache_dir, **kwargs)

@@ -14,12 +14,15 @@ class CaptionSet:
     """``ids``/``captions`` in a fixed order and ``load_images(indices) -> uint8 (n, H, W, 3)``.
 
     ``name`` identifies the data in cache file names (it changes when the data would change).
+    ``img_texts``: the text the [IMG] losses (prediction, generation, retrieval) read before ``[IMG0..7]``, row
+    by row; default the captions. The captioning loss and the generation targets always read ``captions``.
     """
 
     name: str
     ids: list[str]
     captions: list[str]
     load_images: Callable[[Sequence[int]], np.ndarray]
+    img_texts: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -27,6 +30,10 @@ class CaptionSet:
     def __post_init__(self):
         if len(self.ids) != len(self.captions):
             raise ValueError(f"{len(self.ids)} ids but {len(self.captions)} captions")
+        if self.img_texts is None:
+            self.img_texts = self.captions
+        elif len(self.img_texts) != len(self.captions):
+            raise ValueError(f"{len(self.captions)} captions but {len(self.img_texts)} img_texts")
 
 
 def _digest(obj) -> str:
@@ -53,7 +60,10 @@ def world_identity(profile) -> dict:
 
 
 def world_caption_set(profile, split: str = "train") -> CaptionSet:
-    """A split of the ShapeStories corpus (`gill_lite.world.corpus`), rendered on demand."""
+    """A split of the ShapeStories corpus (`gill_lite.world.corpus`), rendered on demand.
+
+    In the train split (what GILL trains on) the [IMG] side reads a seeded half of the single-object captions
+    restyled (`restyled_texts`); the other splits read their captions as they are."""
     from ..world.corpus import make_split, render_images, split_sizes
 
     w = profile.world
@@ -63,7 +73,27 @@ def world_caption_set(profile, split: str = "train") -> CaptionSet:
         ids=[e.id for e in examples],
         captions=[e.caption for e in examples],
         load_images=lambda idx: render_images([examples[i] for i in idx], w.image_size),
+        img_texts=restyled_texts(examples, w.seed) if split == "train" else None,
     )
+
+
+def restyled_texts(examples, seed: int) -> list[str]:
+    """Each example's caption, or for a seeded `RESTYLE_P` share of the single-object ones the same shape in one
+    of `gill_lite.world.captions.STYLE_TEMPLATES` (several sentences, pronouns): the text GILL's [IMG] side
+    reads, as CC3M's captions vary in form where the corpus templates do not.
+
+    Measured (README, "Does GILL use the story?"): it closes most of the mapper's loss of colour and position
+    after a story; the captioning loss and the generation targets keep the canonical captions."""
+    from ..world.captions import restyle_caption
+    from ..world.streams import stream_id
+
+    out = []
+    for i, e in enumerate(examples):
+        styled = None
+        if len(e.scene.shapes) == 1:
+            styled = restyle_caption(e.shape, np.random.default_rng([seed, stream_id("corpus/restyle"), i]))
+        out.append(styled or e.caption)
+    return out
 
 
 def cc3m_caption_set(profile) -> CaptionSet:

@@ -142,6 +142,10 @@ def make_optimizer(named: dict, train_cfg) -> torch.optim.AdamW:
 def fingerprint(profile, stage: str, frozen_names: dict, previous: str | None = None) -> str:
     """What a finished stage depends on: the recipe, the data, the frozen parts and the previous stage."""
     data = world_identity(profile) if profile.uses_world else dataclasses.asdict(profile.data)
+    if profile.uses_world and {"img", "gen", "ret"} & set(STAGE_LOSSES[stage]):
+        from ..world.captions import RESTYLE_P, STYLE_TEMPLATES
+
+        data = {**data, "img_texts_restyled": [RESTYLE_P, *STYLE_TEMPLATES]}  # what the [IMG] side reads
     train = dataclasses.asdict(profile.train)
     # only what changes this stage's result: its own step count, not the others' (nor which stage is final)
     for key in ("stage_steps", "stage_decay_every", "final_stage", "checkpoint_every", "joint_from"):
@@ -247,6 +251,8 @@ def train(model: GillModel, stage: str, frozen_parts, profile, out_dir, *, steps
                               rank, world)
             idx = plan.rows
             batch = {"captions": [dataset.captions[i] for i in idx], "groups": plan.groups}
+            if dataset.img_texts is not dataset.captions:
+                batch["img_texts"] = [dataset.img_texts[i] for i in idx]
             if need_images:
                 batch["image_features"] = (images[idx] if images is not None else
                                            frozen_parts.image_encoder.encode(dataset.load_images(idx)).float())

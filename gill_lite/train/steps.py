@@ -107,7 +107,8 @@ def img_forward(model, captions: list[str], max_text_len: int = 32, with_grad: b
 
 
 def compute_losses(model, batch: dict, stage: str, train_cfg) -> dict[str, torch.Tensor]:
-    """The losses of ``stage`` on ``batch`` (keys ``captions``, ``image_features`` (N, image_hidden),
+    """The losses of ``stage`` on ``batch`` (keys ``captions``, optionally ``img_texts`` (what the [IMG] losses
+    read instead of the captions, `gill_lite.train.data.CaptionSet.img_texts`), ``image_features`` (N, image_hidden),
     ``text_targets`` (N, max_length, text_width), optionally ``groups`` (which examples are joined in pairs,
     see module docstring) and ``img_states`` (N, n_img, lm_hidden): each example's [IMG] states in its group,
     cached by `gill_lite.train.caches.img_states`, used instead of the LM pass when the stage has no [IMG] loss).
@@ -126,7 +127,7 @@ def compute_losses(model, batch: dict, stage: str, train_cfg) -> dict[str, torch
         states = batch["img_states"].to(model.device)
     elif {"img", "gen", "ret"} & set(wanted):
         # The LM pass needs a graph only when the [IMG] rows learn (the LM itself is frozen).
-        logits, labels, states = img_forward(model, captions, train_cfg.max_text_len,
+        logits, labels, states = img_forward(model, batch.get("img_texts", captions), train_cfg.max_text_len,
                                              with_grad=model.img_tokens.rows.requires_grad, groups=groups)
     if {"img", "gen", "ret"} & set(wanted):
         if "img" in wanted:

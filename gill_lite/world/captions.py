@@ -19,6 +19,22 @@ SINGLE_TEMPLATES = (
     "a {size} {colour} {kind} sits {where}.",
     "{where} we see a {size} {colour} {kind}.",
 )
+# The forms the [IMG] side of GILL's corpus (the CC3M stand-in, `gill_lite.train.data.world_caption_set`) reads
+# besides the ones above: several sentences, pronouns, an attribute per sentence, as real CC3M captions vary, so
+# GILL's [IMG] states and mapper learn from text whose scene is spread over sentences, as a story's is. The LM
+# stand-in's pretraining text, the captioning loss and the generator's targets keep the captions above.
+STYLE_TEMPLATES = (
+    "a {kind} {where}. It is {size} and {colour}.",
+    "there is a {colour} {kind}. It is {size}, {where}.",
+    "a {size} {kind} sits {where}. It is {colour}.",
+    "a {size} {colour} {kind}. It is {where}.",
+    "{where} there is a {kind}. It is {colour} and {size}.",
+    "there is a {kind}. It is {colour}. It is {size}. It is {where}.",
+    "a {colour} shape. It is a {kind}. It is {where}. It is {size}.",
+    "a {size} thing {where}. It is a {colour} {kind}.",
+    "the {kind} is {where}. The {kind} is {size}. It is {colour}.",
+)
+RESTYLE_P = 0.5  # the share of single-object captions rewritten
 PAIR_TEMPLATES = (
     "{a} and {b}.",
     "{a}, next to {b}.",
@@ -39,6 +55,14 @@ def caption_shape(shape: Shape, template: int) -> str:
     """Caption one shape with template number ``template`` (0..len(SINGLE_TEMPLATES)-1)."""
     text = SINGLE_TEMPLATES[template].format(where=WHERE[shape.position], **shape.to_dict())
     return _capitalise(text)
+
+
+def restyle_caption(shape: Shape, rng: np.random.Generator) -> str | None:
+    """With probability `RESTYLE_P`, ``shape`` described in one of the `STYLE_TEMPLATES`; else None."""
+    if rng.random() >= RESTYLE_P:
+        return None
+    text = STYLE_TEMPLATES[int(rng.integers(len(STYLE_TEMPLATES)))]
+    return _capitalise(text.format(where=WHERE[shape.position], **shape.to_dict()))
 
 
 def caption_scene(scene: Scene, rng: np.random.Generator) -> str:
