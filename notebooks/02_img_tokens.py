@@ -48,6 +48,22 @@ w = profile.world
 print(profile.name, "| LM", parts.lm.config_name, "| image encoder", parts.image_encoder.config_name,
       "| generator", parts.generator.config_name)
 
+# %% [markdown]
+# ## What the `[IMG]` side reads
+# CC3M's captions vary in form: several sentences, pronouns, an attribute here and another there. Our corpus
+# captions come from a few one-sentence templates, so at `tiny` the `[IMG]` losses (this stage, generation,
+# retrieval) read a seeded half of the single-object captions restyled, and the `[IMG]` states learn from text
+# whose scene is spread over sentences, as a story's is (`CaptionSet.img_texts`). Captioning (01) and the
+# generator's targets (03) keep the caption.
+
+# %%
+if profile.uses_world:
+    from gill_lite.train.data import training_set
+
+    corpus = training_set(profile)
+    for caption, text in [(c, t) for c, t in zip(corpus.captions, corpus.img_texts) if c != t][:4]:
+        print(f"{caption!r:60} -> {text!r}")
+
 # %%
 model, trained = notebook_stage(profile, "img_tokens", parts)
 

@@ -10,6 +10,9 @@ Sequences (gill_spec.md), for one example or a concatenated pair (published ``ma
   ([IMG1..7] are never predicted: they are appended once [IMG0] is produced). The same forward pass gives the
   8 [IMG] states of *both* blocks, each used with its own example's target (generation) and image (retrieval):
   the pair is where GILL learns that [IMG] states after earlier context describe the latest caption.
+  Where the batch carries ``img_texts`` (`gill_lite.train.data.CaptionSet.img_texts`: at tiny, captions
+  restyled into several sentences), these sequences read them in place of the captions; captioning and the
+  generation targets always read the captions.
 
 Which examples are joined is the batch's ``groups`` (tuples of positions in the batch: ``(a, b)`` a pair,
 ``(a,)`` alone), chosen by the training loop (`gill_lite.train.pairs`); without it, the first
