@@ -132,9 +132,15 @@ def description_space(generator) -> DescriptionSpace:
     return DescriptionSpace(shapes, torch.nn.functional.normalize(embeddings, dim=1))
 
 
-def _hits(predicted_shapes, stories, setting: str) -> dict:
-    return {a: _determined_mean([getattr(p, a) == getattr(s.shape, a) for p, s in zip(predicted_shapes, stories)],
-                                stories, setting, a) for a in ATTRIBUTES}
+def _per_attribute(hits: dict, stories, setting: str) -> dict:
+    """``{attribute: accuracy over the stories whose input determines it}`` from per-story ``hits[attribute]``."""
+    return {a: _determined_mean(list(hits[a]), stories, setting, a) for a in ATTRIBUTES}
+
+
+def _matches(predicted, stories) -> dict:
+    """Per attribute, whether each predicted shape (or attribute dict) names the story's last frame's value."""
+    get = (lambda p, a: p[a]) if predicted and isinstance(predicted[0], dict) else getattr
+    return {a: [get(p, a) == getattr(s.shape, a) for p, s in zip(predicted, stories)] for a in ATTRIBUTES}
 
 
 def measure_chain(model, generator, fit_stories, eval_stories, settings=SETTINGS, seed: int = 0, draw: bool = True, progress: bool = True) -> dict:
@@ -164,24 +170,22 @@ def measure_chain(model, generator, fit_stories, eval_stories, settings=SETTINGS
         eval_ctx = _contexts(eval_stories, setting)
         row: dict = {}
         said = describe(model, eval_ctx)
-        row["describe"] = {a: _determined_mean([d[a] == getattr(s.shape, a) for d, s in zip(said, eval_stories)],
-                                               eval_stories, setting, a) for a in ATTRIBUTES}
+        row["describe"] = _per_attribute(_matches(said, eval_stories), eval_stories, setting)
         eval_states = img_states_batch(model, eval_ctx)  # read by the img_probe link and drawn by the image link
         features = {"lm_probe": (last_states(model, fit_ctx), last_states(model, eval_ctx)),
                     "img_probe": (img_states_batch(model, fit_ctx).states.mean(1).cpu(),
                                   eval_states.states.mean(1).cpu())}
         for link, (f_fit, f_eval) in features.items():
             predicted = linear_probe_predictions(f_fit, fit_shapes, f_eval, seed=seed)
-            row[link] = {a: _determined_mean((predicted[a] == _labels(eval_stories, a)).tolist(), eval_stories,
-                                             setting, a) for a in ATTRIBUTES}
+            hits = {a: (predicted[a] == _labels(eval_stories, a)).tolist() for a in ATTRIBUTES}
+            row[link] = _per_attribute(hits, eval_stories, setting)
         mapped = torch.cat([prompt_embeds(model, eval_states.states[i : i + 64]) for i in range(0, len(eval_ctx), 64)])
-        row["mapper"] = _hits(space.nearest(mapped), eval_stories, setting)
+        row["mapper"] = _per_attribute(_matches(space.nearest(mapped), eval_stories), eval_stories, setting)
         if draw:
             images = np.concatenate([generator.generate(mapped[i : i + 64], seed=seed + i)
                                      for i in range(0, len(eval_ctx), 64)])
-            scores = attribute_scores(images, eval_shapes)
-            row["image"] = {a: _determined_mean(scores[a].tolist(), eval_stories, setting, a) for a in ATTRIBUTES}
-            row["oracle_image"] = {a: _determined_mean(oracle[a].tolist(), eval_stories, setting, a) for a in ATTRIBUTES}
+            row["image"] = _per_attribute(attribute_scores(images, eval_shapes), eval_stories, setting)
+            row["oracle_image"] = _per_attribute(oracle, eval_stories, setting)
         out[setting] = row
         out["counts"][setting] = {a: sum(a in s.known.get(setting, ()) for s in eval_stories) for a in ATTRIBUTES}
     return out
@@ -212,10 +216,9 @@ def image_link(gen, stories, settings=SETTINGS) -> dict:
         hits = gen.attributes.get(f"gill/{setting}")
         if hits is None:
             continue
-        out[setting] = {"image": {a: _determined_mean(hits[a].tolist(), stories, setting, a) for a in ATTRIBUTES}}
+        out[setting] = {"image": _per_attribute(hits, stories, setting)}
         if oracle is not None:
-            out[setting]["oracle_image"] = {a: _determined_mean(oracle[a].tolist(), stories, setting, a)
-                                            for a in ATTRIBUTES}
+            out[setting]["oracle_image"] = _per_attribute(oracle, stories, setting)
     return out
 
 

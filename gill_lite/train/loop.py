@@ -250,9 +250,8 @@ def train(model: GillModel, stage: str, frozen_parts, profile, out_dir, *, steps
             plan = plan_batch(len(dataset), cfg.batch_size, step, cfg.seed, cfg.concat_fraction, cfg.pair_matchings,
                               rank, world)
             idx = plan.rows
-            batch = {"captions": [dataset.captions[i] for i in idx], "groups": plan.groups}
-            if dataset.img_texts is not dataset.captions:
-                batch["img_texts"] = [dataset.img_texts[i] for i in idx]
+            batch = {"captions": [dataset.captions[i] for i in idx], "img_texts": [dataset.img_texts[i] for i in idx],
+                     "groups": plan.groups}
             if need_images:
                 batch["image_features"] = (images[idx] if images is not None else
                                            frozen_parts.image_encoder.encode(dataset.load_images(idx)).float())
