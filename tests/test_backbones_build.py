@@ -94,17 +94,23 @@ def test_generator_resume_continues_the_unet_only(built):
     from gill_lite.backbones import build_standins, load_generator, standin_dir
 
     profile, recipe, _ = built
+    folder = standin_dir(profile, "generator")
+    vae_file = folder / "vae" / "diffusion_pytorch_model.safetensors"
+    vae_bytes, lr_before = vae_file.read_bytes(), json.loads((folder / "model_card.json").read_text())["config"]["lr"]
     before = load_generator(profile)
     figures = build_standins(profile, parts=("generator",), resume_generator=True, log=lambda m: None,
                              recipe=recipe)["generator"]
     after = load_generator(profile)
+    assert vae_file.read_bytes() == vae_bytes  # the unused pixel-space VAE is kept, not re-drawn
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["config"]["lr"] == f"{lr_before}, then {recipe.generator.lr} (resumed)"
     assert figures["unet_steps"] == 2 * recipe.generator.unet_train_steps
     assert figures["unet_resumed_after_steps"] == recipe.generator.unet_train_steps
     for a, b in zip(before.pipeline.text_encoder.parameters(), after.pipeline.text_encoder.parameters()):
         assert torch.equal(a, b)
     assert any(not torch.equal(a, b) for a, b in zip(before.pipeline.unet.parameters(), after.pipeline.unet.parameters()))
     assert after.config_name == before.config_name  # same frozen part for GILL: targets unchanged
-    assert "Resumed" in json.loads((standin_dir(profile, "generator") / "model_card.json").read_text())["recipe"]
+    assert "Resumed" in card["recipe"]
 
 
 def test_frozen_names_do_not_depend_on_where_the_clone_lives():

@@ -201,10 +201,12 @@ def schedulers():
                                                    timestep_spacing="trailing")
 
 
-def build_pipeline(unet, text_encoder, tokenizer, scheduler):
+def build_pipeline(unet, text_encoder, tokenizer, scheduler, vae=None):
+    """The diffusers pipeline around the parts; ``vae`` (default: a new `pixel_vae`, which pixel-space sampling
+    never runs) is kept from the previous folder when a run resumes, so its file stays the same."""
     from diffusers import StableDiffusionPipeline
 
-    pipe = StableDiffusionPipeline(vae=pixel_vae(), text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+    pipe = StableDiffusionPipeline(vae=pixel_vae() if vae is None else vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                    scheduler=scheduler, safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
@@ -306,11 +308,12 @@ def pretrain_generator(profile, recipe, out_dir, log=print, resume_from=None) ->
         getattr(text_encoder, "text_model", text_encoder).load_state_dict(clip.text_model.state_dict())  # 4.x nests
         torch.manual_seed(cfg.seed)
         unet = tiny_unet(cfg, size)
-        previous_steps, previous_recipe = 0, None
+        previous_steps, previous_recipe, previous_config, vae = 0, None, {}, None
     else:
         old = load_generator(_with_generator_path(profile, resume_from)).pipeline
-        text_encoder, tokenizer, unet = old.text_encoder, old.tokenizer, old.unet
+        text_encoder, tokenizer, unet, vae = old.text_encoder, old.tokenizer, old.unet, old.vae
         card = json.loads((Path(resume_from) / "model_card.json").read_text())
+        previous_config = card["config"]
         figures = {k: v for k, v in card["figures"].items() if k.startswith("text_encoder_")}
         previous_steps = int(card["figures"].get("unet_steps", 0))
         previous_recipe = card["recipe"]
@@ -318,7 +321,7 @@ def pretrain_generator(profile, recipe, out_dir, log=print, resume_from=None) ->
         torch.manual_seed(cfg.seed + previous_steps)
     text_encoder.requires_grad_(False).eval()
     ema = copy.deepcopy(unet).requires_grad_(False)
-    pipe = build_pipeline(ema, text_encoder, tokenizer, sample_sched)
+    pipe = build_pipeline(ema, text_encoder, tokenizer, sample_sched, vae=vae)
 
     # precompute: every grid image, and the frozen text states of every grid caption and of ""
     images = torch.stack([to_unit_tensor(im) for im in grid.images])  # (216, J, 3, H, W)
@@ -389,8 +392,9 @@ def pretrain_generator(profile, recipe, out_dir, log=print, resume_from=None) ->
     n_unet = sum(p.numel() for p in unet.parameters())
     write_model_card(
         out_dir, title="Image generator stand-in (diffusers StableDiffusionPipeline, pixel space)",
-        config={"num_inference_steps": sampling.num_inference_steps, "guidance_scale": sampling.guidance_scale,
-                **vars(cfg), "unet_parameters": n_unet,
+        config={"name_or_path": sampling.name_or_path, "num_inference_steps": sampling.num_inference_steps,
+                "guidance_scale": sampling.guidance_scale, **_chained(vars(cfg), previous_config),
+                "unet_parameters": n_unet,
                 "text_encoder_parameters": sum(p.numel() for p in text_encoder.parameters()),
                 "image_size": size, "scheduler": "DDIM (trailing), squaredcos_cap_v2, v_prediction"},
         data=f"world grid: all {len(grid.shapes)} combinations x {images.shape[1]} jitters x {n_cap} caption templates "
@@ -400,6 +404,18 @@ def pretrain_generator(profile, recipe, out_dir, log=print, resume_from=None) ->
     )
     log(f"generator: {figures}")
     return figures
+
+
+def _chained(config: dict, previous: dict) -> dict:
+    """A resumed run's card config: the UNet's rate and time budget as a history (``"0.001, then 0.0003
+    (resumed)"``), everything else as this run's recipe."""
+    out = dict(config)
+    for key in ("lr", "unet_train_minutes"):
+        if key in previous:
+            earlier = str(previous[key]).removesuffix(" (resumed)")
+            out[key] = (earlier.replace(" and ", ", ") + f" and {config[key]} (resumed)" if " then " in earlier
+                        else f"{earlier}, then {config[key]} (resumed)")
+    return out
 
 
 def _recipe(cfg, sampling_cfg, n_unet: int, steps: int, seconds: float, previous: str | None) -> str:
