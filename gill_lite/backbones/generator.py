@@ -206,9 +206,9 @@ def build_pipeline(unet, text_encoder, tokenizer, scheduler, vae=None):
     never runs) is kept from the previous folder when a run resumes, so its file stays the same."""
     from diffusers import StableDiffusionPipeline
 
-    pipe = StableDiffusionPipeline(vae=pixel_vae() if vae is None else vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+    pipe = StableDiffusionPipeline(vae=pixel_vae() if vae is None else vae, text_encoder=text_encoder,
+                                   tokenizer=tokenizer, unet=unet, scheduler=scheduler, safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -413,8 +413,10 @@ def _chained(config: dict, previous: dict) -> dict:
     for key in ("lr", "unet_train_minutes"):
         if key in previous:
             earlier = str(previous[key]).removesuffix(" (resumed)")
-            out[key] = (earlier.replace(" and ", ", ") + f" and {config[key]} (resumed)" if " then " in earlier
-                        else f"{earlier}, then {config[key]} (resumed)")
+            if " then " in earlier:  # "a, then b and c" -> "a, then b, c and d"
+                out[key] = earlier.replace(" and ", ", ") + f" and {config[key]} (resumed)"
+            else:
+                out[key] = f"{earlier}, then {config[key]} (resumed)"
     return out
 
 
