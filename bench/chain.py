@@ -8,7 +8,9 @@ Each figure is an accuracy over the evaluation stories whose inputs determine th
 oracle_image (`gill_lite.evaluate.chain`; oracle_image, the generator on the last frame's true caption, is the
 image link's ceiling), and ``chain.<setting>.determined.<attribute>``, the number of such stories.
 Besides the three VIST settings, the diagnostic ``captions_described`` (each context image replaced by its frame's
-caption: a visual prefix that read images perfectly) unless ``--no-described``.
+caption: a visual prefix that read images perfectly) unless ``--no-described``. And
+``chain.captions_first_<k>.mapper.kind``: the mapper link's kind after only the first k captions (no images;
+the first caption names the kind, so every k determines it): how fast that link forgets.
 Probes are fitted on "lm"-stream stories. Uses the trained GILL (trains what is missing). Prints
 ``name: value`` lines; writes ``runs/bench/chain.json``.
 """
@@ -39,7 +41,8 @@ def main(argv=None) -> dict:
     import torch
 
     from gill_lite.backbones import load_frozen_parts
-    from gill_lite.evaluate.chain import DESCRIBED, chain_lines, chain_stories, measure_chain, probe_fit_stories
+    from gill_lite.evaluate.chain import (DESCRIBED, chain_lines, chain_stories, mapper_kind_by_captions_read,
+                                          measure_chain, probe_fit_stories)
     from gill_lite.evaluate.contexts import SETTINGS
     from gill_lite.train.loop import load_gill
     from gill_lite.world.stories import make_stories
@@ -58,6 +61,8 @@ def main(argv=None) -> dict:
     chain = measure_chain(model, parts.generator, fit, evaluation, settings=settings, seed=profile.eval.seed,
                           draw=not args.no_draw)
     figures = {"profile": profile.name, "stories": n_eval, "fit_stories": len(fit), **chain_lines(chain)}
+    by_k = mapper_kind_by_captions_read(model, parts.generator, evaluation)
+    figures.update({f"chain.captions_first_{k}.mapper.kind": round(v, 4) for k, v in by_k.items()})
     for name, value in figures.items():
         print(f"{name}: {value}")
     atomic_write_json(REPO_ROOT / "runs" / "bench" / "chain.json", {"figures": figures, "chain": chain})

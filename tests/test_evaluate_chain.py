@@ -55,6 +55,20 @@ def test_every_link_is_measured():
         chain.measure_chain(model, parts.generator, fit, ev, settings=("nope",), progress=False)
 
 
+def test_mapper_kind_by_captions_read_matches_the_mapper_link_at_five_captions():
+    parts = tiny_parts()
+    model = GillModel.build(parts, tiny_train_cfg())
+    ev = chain.chain_stories(make_stories(6, seed=0), 8)
+    by_k = chain.mapper_kind_by_captions_read(model, parts.generator, ev, progress=False)
+    assert sorted(by_k) == [1, 2, 3, 4, 5] and all(0.0 <= v <= 1.0 for v in by_k.values())
+    out = chain.measure_chain(model, parts.generator, ev, ev, settings=("captions",), draw=False, progress=False)
+    assert out["counts"]["captions"]["kind"] == len(ev)  # the first caption determines the kind in every story
+    assert by_k[5] == pytest.approx(out["captions"]["mapper"]["kind"])  # the whole story is the captions setting
+    ev[0].captions[0] = "It moves up."
+    with pytest.raises(ValueError, match="does not name their kind"):
+        chain.mapper_kind_by_captions_read(model, parts.generator, ev, progress=False)
+
+
 def test_described_input_replaces_each_image_by_its_frames_caption():
     from gill_lite.evaluate.stories import from_world_story
     from gill_lite.world.captions import caption_shape

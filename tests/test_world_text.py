@@ -30,6 +30,23 @@ def test_every_world_text_is_in_the_vocabulary():
     assert not unknown
 
 
+def test_every_restyled_caption_is_in_the_vocabulary_and_fits_the_img_sequence():
+    """The [IMG] side's restyled captions (`world.captions.STYLE_TEMPLATES`) use only words the stand-ins'
+    tokenizers know (an unknown word reads as <unk>) and are never cut by `TrainConfig.max_text_len`, which keeps
+    room for the 8 [IMG] tokens: the longest fields filled in, every form fits."""
+    from gill_lite.world.captions import STYLE_TEMPLATES, WHERE
+
+    vocab = set(world_vocabulary())
+    train = get_profile("tiny").train
+    room = train.max_text_len - 1 - 8  # BOS, the caption, [IMG0..7] (`gill_lite.train.steps.img_inputs`)
+    for template in STYLE_TEMPLATES:
+        for where in WHERE.values():
+            text = template.format(kind="triangle", colour="yellow", size="small", where=where)
+            tokens = word_tokens(text)
+            assert not set(tokens) - vocab, (template, set(tokens) - vocab)
+            assert len(tokens) <= room, (text, len(tokens))
+
+
 def test_lm_texts_hold_captions_stories_dialogues_but_no_eval_story():
     texts = lm_pretraining_texts(CI, N_LM_STORIES)
     assert len(texts) == CI.n_train + N_LM_STORIES + CI.n_dialogues

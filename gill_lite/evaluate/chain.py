@@ -191,6 +191,30 @@ def measure_chain(model, generator, fit_stories, eval_stories, settings=SETTINGS
     return out
 
 
+def mapper_kind_by_captions_read(model, generator, eval_stories, progress: bool = True) -> dict[int, float]:
+    """The ``mapper`` link's kind accuracy when GILL reads only each story's first ``k`` captions, for every ``k``.
+
+    A story's first caption names its kind and no event changes it, so every prefix determines the kind and every
+    figure's ceiling is 1.0: the fall with ``k`` is what the [IMG] states -> mapper link forgets of a word said
+    ``k - 1`` sentences before the [IMG] tokens. Returns ``{k: accuracy}`` for k = 1 .. the shortest story's
+    number of captions. Raises ValueError if a story's first caption does not name its kind."""
+    from tqdm.auto import tqdm
+
+    from ..model.functional import img_states_batch, prompt_embeds
+
+    unnamed = [i for i, s in enumerate(eval_stories) if s.shape.kind not in s.captions[0].lower()]
+    if unnamed:
+        raise ValueError(f"{len(unnamed)} stories' first caption does not name their kind (first: #{unnamed[0]})")
+    space = description_space(generator)
+    out = {}
+    for k in tqdm(range(1, min(len(s.captions) for s in eval_stories) + 1), desc="mapper kind by captions read",
+                  disable=not progress):
+        states = img_states_batch(model, [list(s.captions[:k]) for s in eval_stories]).states
+        mapped = torch.cat([prompt_embeds(model, states[i : i + 64]) for i in range(0, len(states), 64)])
+        out[k] = float(np.mean([p.kind == s.shape.kind for p, s in zip(space.nearest(mapped), eval_stories)]))
+    return out
+
+
 def chain_lines(chain: dict) -> dict[str, float]:
     """Flat ``chain.<setting>.<link>.<attribute>`` figures (and ``chain.<setting>.determined.<attribute>``)."""
     out = {}

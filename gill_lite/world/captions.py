@@ -31,7 +31,7 @@ STYLE_TEMPLATES = (
     "{where} there is a {kind}. It is {colour} and {size}.",
     "there is a {kind}. It is {colour}. It is {size}. It is {where}.",
     "a {colour} shape. It is a {kind}. It is {where}. It is {size}.",
-    "a {size} thing {where}. It is a {colour} {kind}.",
+    "a {size} shape {where}. It is a {colour} {kind}.",
     "the {kind} is {where}. The {kind} is {size}. It is {colour}.",
 )
 RESTYLE_P = 0.5  # the share of single-object captions rewritten
