@@ -38,7 +38,7 @@ def test_every_restyled_caption_is_in_the_vocabulary_and_fits_the_img_sequence()
 
     vocab = set(world_vocabulary())
     train = get_profile("tiny").train
-    room = train.max_text_len - 1 - 8  # BOS, the caption, [IMG0..7] (`gill_lite.train.steps.img_inputs`)
+    room = train.max_text_len - 1 - train.n_img_tokens  # BOS, the caption, [IMG0..7] (`train.steps.img_inputs`)
     for template in STYLE_TEMPLATES:
         for where in WHERE.values():
             text = template.format(kind="triangle", colour="yellow", size="small", where=where)
