@@ -153,7 +153,7 @@ def measure_chain(model, generator, fit_stories, eval_stories, settings=SETTINGS
     """
     from tqdm.auto import tqdm
 
-    from ..model.functional import img_states_batch, last_states, prompt_embeds
+    from ..model.functional import img_states_batch, last_states
     from ..world.captions import caption_shape
     from .metrics import attribute_scores
     from .stages import linear_probe_predictions
@@ -179,7 +179,7 @@ def measure_chain(model, generator, fit_stories, eval_stories, settings=SETTINGS
             predicted = linear_probe_predictions(f_fit, fit_shapes, f_eval, seed=seed)
             hits = {a: (predicted[a] == _labels(eval_stories, a)).tolist() for a in ATTRIBUTES}
             row[link] = _per_attribute(hits, eval_stories, setting)
-        mapped = torch.cat([prompt_embeds(model, eval_states.states[i : i + 64]) for i in range(0, len(eval_ctx), 64)])
+        mapped = _mapped(model, eval_states.states)
         row["mapper"] = _per_attribute(_matches(space.nearest(mapped), eval_stories), eval_stories, setting)
         if draw:
             images = np.concatenate([generator.generate(mapped[i : i + 64], seed=seed + i)
@@ -191,6 +191,13 @@ def measure_chain(model, generator, fit_stories, eval_stories, settings=SETTINGS
     return out
 
 
+def _mapped(model, states: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """The mapper's output for (N, n_img, d) [IMG] states, in batches: (N, max_length, text_width)."""
+    from ..model.functional import prompt_embeds
+
+    return torch.cat([prompt_embeds(model, states[i : i + batch_size]) for i in range(0, len(states), batch_size)])
+
+
 def mapper_kind_by_captions_read(model, generator, eval_stories, progress: bool = True) -> dict[int, float]:
     """The ``mapper`` link's kind accuracy when GILL reads only each story's first ``k`` captions, for every ``k``.
 
@@ -200,7 +207,7 @@ def mapper_kind_by_captions_read(model, generator, eval_stories, progress: bool 
     number of captions. Raises ValueError if a story's first caption does not name its kind."""
     from tqdm.auto import tqdm
 
-    from ..model.functional import img_states_batch, prompt_embeds
+    from ..model.functional import img_states_batch
 
     unnamed = [i for i, s in enumerate(eval_stories) if s.shape.kind not in s.captions[0].lower()]
     if unnamed:
@@ -209,8 +216,7 @@ def mapper_kind_by_captions_read(model, generator, eval_stories, progress: bool 
     out = {}
     for k in tqdm(range(1, min(len(s.captions) for s in eval_stories) + 1), desc="mapper kind by captions read",
                   disable=not progress):
-        states = img_states_batch(model, [list(s.captions[:k]) for s in eval_stories]).states
-        mapped = torch.cat([prompt_embeds(model, states[i : i + 64]) for i in range(0, len(states), 64)])
+        mapped = _mapped(model, img_states_batch(model, [list(s.captions[:k]) for s in eval_stories]).states)
         out[k] = float(np.mean([p.kind == s.shape.kind for p, s in zip(space.nearest(mapped), eval_stories)]))
     return out
 
