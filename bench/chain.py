@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from gill_lite.config import REPO_ROOT, get_profile  # noqa: E402
+from gill_lite.config import get_profile, runs_root  # noqa: E402
 from gill_lite.io import atomic_write_json  # noqa: E402
 
 
@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
     figures.update({f"chain.captions_first_{k}.mapper.kind": round(v, 4) for k, v in by_k.items()})
     for name, value in figures.items():
         print(f"{name}: {value}")
-    atomic_write_json(REPO_ROOT / "runs" / "bench" / "chain.json", {"figures": figures, "chain": chain})
+    atomic_write_json(runs_root() / "bench" / "chain.json", {"figures": figures, "chain": chain})
     return figures
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from gill_lite.config import REPO_ROOT, get_profile  # noqa: E402
+from gill_lite.config import get_profile, runs_root  # noqa: E402
 from gill_lite.io import atomic_write_json  # noqa: E402
 
 
@@ -45,7 +45,7 @@ def main(argv=None) -> dict:
     figures["classifier_target_met"] = figures["classifier_macro_f1"]["value"] >= 0.80
     for name, value in flatten(figures).items():
         print(f"{name}: {round(value, 4) if isinstance(value, float) else value}")
-    atomic_write_json(REPO_ROOT / "runs" / "bench" / "decision.json", figures)
+    atomic_write_json(runs_root() / "bench" / "decision.json", figures)
     return figures
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from gill_lite.config import REPO_ROOT, get_profile  # noqa: E402
+from gill_lite.config import get_profile, runs_root  # noqa: E402
 from gill_lite.io import atomic_write_json  # noqa: E402
 
 
@@ -87,7 +87,7 @@ def main(argv=None) -> dict:
     profile = get_profile(args.profile)
     w = profile.world
     parts = load_frozen_parts(profile)
-    out_path = REPO_ROOT / "runs" / "bench" / "gill_stages.json"
+    out_path = runs_root() / "bench" / "gill_stages.json"
     figures = {"profile": profile.name, "threads": torch.get_num_threads()}
     if args.only == "throughput":
         old = json.loads(out_path.read_text()) if out_path.exists() else {}

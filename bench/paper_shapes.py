@@ -191,9 +191,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--fp32", action="store_true", help="float32 instead of bf16 (bf16 is the paper's, and on "
                         "CPUs with AVX512-BF16 about 2x faster for these widths)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for MFU")
-    parser.add_argument("--out", default=str(REPO / "runs" / "bench" / "paper_shapes.json"))
+    parser.add_argument("--out", default=None, help="default: runs/bench/paper_shapes.json (under GILL_RUNS_DIR if set)")
     args = parser.parse_args(argv)
 
+    from gill_lite.config import runs_root
     from gill_lite.io import atomic_write_json
     from gill_lite.train.loop import make_optimizer, trainable_parameters
     from gill_lite.train.steps import compute_losses
@@ -289,7 +290,7 @@ def main(argv=None) -> dict:
     }
     for key, value in result.items():
         print(f"{key}: {value}")
-    atomic_write_json(args.out, result)
+    atomic_write_json(args.out or runs_root() / "bench" / "paper_shapes.json", result)
     return result
 
 

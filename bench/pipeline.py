@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 
 
 def main(argv=None) -> dict:
-    from gill_lite.config import get_profile
+    from gill_lite.config import get_profile, runs_root
     from gill_lite.io import atomic_write_json
     from gill_lite.results import machine_info
 
@@ -31,7 +31,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--only", action="append", help="time only these notebooks (repeatable)")
     parser.add_argument("--from", dest="start_from", help="start at this notebook")
     parser.add_argument("--fresh", action="store_true", help="remove runs/<profile> first (a cold run)")
-    parser.add_argument("--out", default=str(REPO / "runs" / "bench" / "pipeline.json"))
+    parser.add_argument("--out", default=None, help="default: runs/bench/pipeline.json (under GILL_RUNS_DIR if set)")
     args = parser.parse_args(argv)
 
     from gill_lite.pipeline import reproduce
@@ -48,7 +48,7 @@ def main(argv=None) -> dict:
         print(f"time_{name}: {seconds:.1f}")
     print(f"notebooks_s: {result['notebooks_s']}")
     print(f"total_s: {result['total_s']}")
-    atomic_write_json(args.out, result)
+    atomic_write_json(args.out or runs_root() / "bench" / "pipeline.json", result)
     return result
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from gill_lite.config import REPO_ROOT, get_profile  # noqa: E402
+from gill_lite.config import get_profile, runs_root  # noqa: E402
 from gill_lite.io import atomic_write_json  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def main(argv=None) -> dict:
     print("\nLM greedy samples:")
     for s in samples["lm_greedy"]:
         print(f"  {s!r}")
-    atomic_write_json(REPO_ROOT / "runs" / "bench" / "standins.json", {"profile": profile.name, **figures, "samples": samples})
+    atomic_write_json(runs_root() / "bench" / "standins.json", {"profile": profile.name, **figures, "samples": samples})
     if recipe.committed and not args.no_cards:  # the committed cards carry the bench's figures
         for part, figs in card_figures(figures).items():
             update_model_card(standin_dir(profile, part), {f"bench: {k}": v for k, v in figs.items()},

@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gill_lite.backbones.recipes import StandinRecipe, standin_recipe  # noqa: E402
-from gill_lite.config import PROFILE_NAMES, REPO_ROOT, get_profile  # noqa: E402
+from gill_lite.config import PROFILE_NAMES, get_profile, runs_root  # noqa: E402
 from gill_lite.io import atomic_write_json  # noqa: E402
 from gill_lite.world.corpus import heldout_shapes, make_split, render_images, split_sizes  # noqa: E402
 from gill_lite.world.probe import attribute_accuracy  # noqa: E402
@@ -54,7 +54,7 @@ def main() -> dict:
             figures[f"ceiling_{setting}_{attr}"] = round(share, 3)
     for key, value in figures.items():
         print(f"{key}: {value}")
-    atomic_write_json(REPO_ROOT / "runs" / "bench" / "world.json", figures)
+    atomic_write_json(runs_root() / "bench" / "world.json", figures)
     return figures
 
 

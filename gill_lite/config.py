@@ -21,6 +21,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def runs_root() -> Path:
+    """Where every run writes: ``runs/`` in the repository, or ``GILL_RUNS_DIR`` (tests and trials use another
+    folder; the benchmarks' JSON files go under it too, so a trial never overwrites the main run's figures)."""
+    return Path(os.environ.get("GILL_RUNS_DIR", REPO_ROOT / "runs"))
 DEFAULT_PROFILE = "tiny"
 PROFILE_NAMES = ("ci", "tiny", "paper")
 
@@ -171,7 +177,7 @@ class Profile:
     @property
     def run_dir(self) -> Path:
         """``runs/<profile>``; ``GILL_RUNS_DIR`` moves the parent (tests use a temporary folder)."""
-        return Path(os.environ.get("GILL_RUNS_DIR", REPO_ROOT / "runs")) / self.name
+        return runs_root() / self.name
 
     def resolve(self, name_or_path: str) -> str:
         """A hub id stays as it is; a relative local path is resolved against the repo, else the run dir."""

@@ -45,3 +45,16 @@ def test_overrides_change_one_value_and_keep_the_rest():
 def test_run_dir_follows_env(monkeypatch, tmp_path):
     monkeypatch.setenv("GILL_RUNS_DIR", str(tmp_path))
     assert get_profile("ci").run_dir == tmp_path / "ci"
+
+
+def test_runs_root_and_the_benchmarks_follow_env(monkeypatch, tmp_path):
+    from gill_lite.config import REPO_ROOT, runs_root
+
+    monkeypatch.delenv("GILL_RUNS_DIR", raising=False)
+    assert runs_root() == REPO_ROOT / "runs"
+    monkeypatch.setenv("GILL_RUNS_DIR", str(tmp_path))
+    assert runs_root() == tmp_path
+    # a trial with its own GILL_RUNS_DIR must not overwrite the main run's figures: no benchmark names the
+    # repository's runs/ folder itself
+    for bench in sorted((REPO_ROOT / "bench").glob("*.py")):
+        assert '/ "runs"' not in bench.read_text(), f"{bench.name} writes under the repository's runs/, not runs_root()"
