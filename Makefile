@@ -32,7 +32,7 @@ demo: setup
 	$(VENV)/bin/gill-lite reproduce --profile tiny
 
 test: setup
-	GILL_PROFILE=ci MPLBACKEND=Agg $(PY) -m pytest -q -rs tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	GILL_PROFILE=ci MPLBACKEND=Agg $(PY) -m pytest -q -rs --durations=15 tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 # the browser test saves its screenshots under runs/browser/ (never tracked); this copies them into figures/
 SHOTS = $${GILL_RUNS_DIR:-runs}/browser

@@ -10,7 +10,11 @@ image link's ceiling), and ``chain.<setting>.determined.<attribute>``, the numbe
 Besides the three VIST settings, the diagnostic ``captions_described`` (each context image replaced by its frame's
 caption: a visual prefix that read images perfectly) unless ``--no-described``. And
 ``chain.captions_first_<k>.mapper.kind``: the mapper link's kind after only the first k captions (no images;
-the first caption names the kind, so every k determines it): how fast that link forgets.
+the first caption names the kind, so every k determines it): how fast that link forgets. And, a diagnostic that
+is not GILL, ``chain.<setting>.mapper_recentred.<attribute>`` for the captions settings: the mapper link after
+every story's [IMG] states are moved by one offset, the corpus texts' mean [IMG] state minus the probe-fit
+("lm"-stream, unlabelled) stories' (`gill_lite.evaluate.chain.recentred_states`): what the mapper reads once the
+stories' states sit, on average, where its training texts' did.
 Probes are fitted on "lm"-stream stories. Uses the trained GILL (trains what is missing). Prints
 ``name: value`` lines; writes ``runs/bench/chain.json``.
 """
@@ -42,8 +46,9 @@ def main(argv=None) -> dict:
 
     from gill_lite.backbones import load_frozen_parts
     from gill_lite.evaluate.chain import (DESCRIBED, chain_lines, chain_stories, mapper_kind_by_captions_read,
-                                          measure_chain, probe_fit_stories)
+                                          mapper_recentred, measure_chain, probe_fit_stories)
     from gill_lite.evaluate.contexts import SETTINGS
+    from gill_lite.train.data import training_set
     from gill_lite.train.loop import load_gill
     from gill_lite.world.stories import make_stories
 
@@ -63,6 +68,11 @@ def main(argv=None) -> dict:
     figures = {"profile": profile.name, "stories": n_eval, "fit_stories": len(fit), **chain_lines(chain)}
     by_k = mapper_kind_by_captions_read(model, parts.generator, evaluation)
     figures.update({f"chain.captions_first_{k}.mapper.kind": round(v, 4) for k, v in by_k.items()})
+    corpus = training_set(profile).img_texts[: args.n_fit]  # what the [IMG] side trained on (a seeded order)
+    for setting in ("captions", "captions_images"):
+        recentred = mapper_recentred(model, parts.generator, corpus, fit, evaluation, setting)
+        figures.update({f"chain.{setting}.mapper_recentred.{a}": round(v, 4) for a, v in recentred.items()
+                        if v is not None})
     for name, value in figures.items():
         print(f"{name}: {value}")
     atomic_write_json(runs_root() / "bench" / "chain.json", {"figures": figures, "chain": chain})

@@ -126,3 +126,21 @@ def test_image_link_carries_the_oracle_ceiling():
     assert set(links) == {"captions"}
     assert links["captions"]["image"]["kind"] == 0.75 and links["captions"]["oracle_image"]["kind"] == 1.0
     assert links["captions"]["image"]["colour"] is None  # not determined by the captions
+
+
+def test_recentred_states_move_the_stories_mean_onto_the_corpus_mean():
+    from gill_lite.model.functional import img_states_batch
+
+    parts = tiny_parts()
+    model = GillModel.build(parts, tiny_train_cfg())
+    ev = chain.chain_stories(make_stories(6, seed=0), 8)
+    stories = [list(s.captions) for s in ev]
+    corpus = ["A small red circle sits on the left.", "There is a large blue square at the top.", "A green triangle."]
+    moved = chain.recentred_states(model, corpus, stories, stories)
+    raw = img_states_batch(model, stories).states
+    assert torch.allclose(moved.mean(0), img_states_batch(model, corpus).states.mean(0), atol=1e-5)
+    assert torch.allclose(moved - moved.mean(0), raw - raw.mean(0), atol=1e-5)  # one offset for every story
+    # the stories' own contexts as the corpus: no offset, so the link is the mapper link as measured
+    same = chain.mapper_recentred(model, parts.generator, stories, ev, ev, setting="captions")
+    out = chain.measure_chain(model, parts.generator, ev, ev, settings=("captions",), draw=False, progress=False)
+    assert same == out["captions"]["mapper"]

@@ -221,6 +221,28 @@ def mapper_kind_by_captions_read(model, generator, eval_stories, progress: bool 
     return out
 
 
+def recentred_states(model, corpus_texts, offset_contexts, eval_contexts) -> torch.Tensor:
+    """The [IMG] states after ``eval_contexts``, all moved by one vector per [IMG] position: the mean state after
+    ``corpus_texts`` (what the mapper was trained to read) minus the mean after ``offset_contexts``. ``(N, n_img, d)``.
+
+    A diagnostic, not part of GILL: with ``offset_contexts`` from "lm"-stream stories (unlabelled, never the
+    evaluation stories) it asks whether the mapper loses a story's attributes or only reads states that lie, on
+    average, somewhere its training texts' states never did."""
+    from ..model.functional import img_states_batch
+
+    corpus_mean = img_states_batch(model, list(corpus_texts)).states.mean(0)
+    offset_mean = img_states_batch(model, list(offset_contexts)).states.mean(0)
+    return img_states_batch(model, list(eval_contexts)).states - offset_mean + corpus_mean
+
+
+def mapper_recentred(model, generator, corpus_texts, offset_stories, eval_stories, setting: str = "captions") -> dict:
+    """The ``mapper`` link of ``setting`` on `recentred_states` (offset from ``offset_stories``' contexts):
+    ``{attribute: accuracy where determined}``, beside the link as measured (`measure_chain`)."""
+    states = recentred_states(model, corpus_texts, _contexts(offset_stories, setting), _contexts(eval_stories, setting))
+    nearest = description_space(generator).nearest(_mapped(model, states))
+    return _per_attribute(_matches(nearest, eval_stories), eval_stories, setting)
+
+
 def chain_lines(chain: dict) -> dict[str, float]:
     """Flat ``chain.<setting>.<link>.<attribute>`` figures (and ``chain.<setting>.determined.<attribute>``)."""
     out = {}
