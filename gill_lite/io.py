@@ -39,3 +39,23 @@ def atomic_save_file(tensors: dict, path: str | os.PathLike, metadata: dict[str,
 
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike):
+    """Hold an exclusive lock on the file ``path`` (created, with its folder, if missing) for the duration of a
+    block, so that processes sharing a run folder take turns: a notebook and a bench writing results at once, or
+    two of them wanting the same training stage. Where there is no ``flock`` (Windows) it does not lock."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

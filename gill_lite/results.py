@@ -36,11 +36,10 @@ import platform
 import shutil
 import subprocess
 import sys
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gill_lite.io import atomic_write_text
+from gill_lite.io import atomic_write_text, file_lock
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
@@ -239,21 +238,9 @@ def _merge(old: dict, new: dict) -> dict:
     return out
 
 
-@contextmanager
 def _locked(path: Path):
     """Serialise read-modify-write between processes (a notebook and a bench writing at once)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; notebooks run one at a time anyway
-        yield
-        return
-    with open(path.with_name(path.name + ".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(path.with_name(path.name + ".lock"))
 
 
 def update_results(profile, change) -> dict:

@@ -164,6 +164,42 @@ def test_train_stage_finds_finished_checkpoint(runs, capsys):
     assert "Found finished checkpoint" in capsys.readouterr().out and loop.stage_dir(prof, "captioning") == first
 
 
+def test_a_stage_wanted_twice_at_once_is_trained_once(runs, monkeypatch):
+    """Two callers (a notebook and a bench) wanting the same unfinished stage: the second waits for the first's
+    checkpoint and loads it, instead of training the stage again and overwriting it."""
+    import threading
+    import time
+
+    parts = tiny_parts()
+    prof = small_profile(steps=2)
+    loop.train_stage(prof, "captioning", parts, progress=False)  # the stage before, finished
+    real_train, entered, release, calls = loop.train, threading.Event(), threading.Event(), []
+
+    def slow_train(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        entered.set()
+        assert release.wait(30), "the test never released the first training"
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train", slow_train)
+    results = {}
+
+    def want(name):
+        results[name] = loop.train_stage(prof, "img_tokens", parts, progress=False)
+
+    first = threading.Thread(target=want, args=("first",), name="first")
+    first.start()
+    assert entered.wait(30)
+    second = threading.Thread(target=want, args=("second",), name="second")
+    second.start()
+    time.sleep(1.0)  # time for the second to reach training, were it not waiting
+    release.set()
+    first.join(60)
+    second.join(60)
+    assert calls == ["first"]
+    assert torch.equal(results["first"].img_tokens.rows, results["second"].img_tokens.rows)
+
+
 def test_a_moved_run_finds_every_stage_finished(runs, monkeypatch, capsys):
     """Copying runs/ elsewhere (a moved clone, a shared GILL_RUNS_DIR) keeps every finished stage."""
     import shutil

@@ -42,11 +42,13 @@ import os
 import resource
 import shutil
 import time
+from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
 
 import torch
 
+from ..io import file_lock
 from ..model import GillModel
 from ..model.gill import CONFIG_FILE
 from .caches import image_features, img_states, text_targets
@@ -352,21 +354,32 @@ def train_stage(profile, stage: str, frozen_parts=None, *, progress: bool = True
 
     state = PartialState()
     if _finished(out, fp):
-        print(f"Found finished checkpoint, loading {out}")
+        return _load_finished(out, frozen_parts, profile, state)
+    # One process at a time trains a stage in a run folder: another one (a bench beside a notebook) waits, then
+    # loads what the first saved, rather than training it again and overwriting it. The ranks of one
+    # multi-process run train together, so they do not take this lock.
+    with file_lock(out.parent / f"{fp}.lock") if state.num_processes == 1 else nullcontext():
+        if _finished(out, fp):
+            return _load_finished(out, frozen_parts, profile, state)
+        prev = previous_stage(profile, stage)
+        model = (train_stage(profile, prev, frozen_parts, progress=progress) if prev
+                 else GillModel.build(frozen_parts, profile.train))
+        summary = train(model, stage, frozen_parts, profile, out, fingerprint_=fp, progress=progress)
         if state.is_main_process:
+            model.save_trainable(out, extra={"run": {**summary, "fingerprint": fp, "profile": profile.name}})
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)  # finished: the final weights are all it needs
             _mark_latest(out)
-        return GillModel.from_trainable(out, frozen_parts, profile.train)
-    prev = previous_stage(profile, stage)
-    model = train_stage(profile, prev, frozen_parts, progress=progress) if prev else GillModel.build(frozen_parts, profile.train)
-    summary = train(model, stage, frozen_parts, profile, out, fingerprint_=fp, progress=progress)
-    if state.is_main_process:
-        model.save_trainable(out, extra={"run": {**summary, "fingerprint": fp, "profile": profile.name}})
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # finished: the final weights are all that is needed
-        _mark_latest(out)
     state.wait_for_everyone()
     print(f"Trained {stage} in {summary['seconds']:.0f}s ({summary['steps']} steps); saved {out}")
     model.eval()
     return model
+
+
+def _load_finished(out, frozen_parts, profile, state) -> GillModel:
+    print(f"Found finished checkpoint, loading {out}")
+    if state.is_main_process:
+        _mark_latest(out)
+    return GillModel.from_trainable(out, frozen_parts, profile.train)
 
 
 def trains_staged_chain(train_cfg) -> bool:
