@@ -88,7 +88,7 @@ def main(argv=None) -> dict:
     for name, value in figures.items():
         print(f"{name}: {round(value, 4) if isinstance(value, float) else value}")
     atomic_write_json(runs_root() / "bench" / "vist.json", {"figures": figures, "summary": summary,
-                                                                   "dialogue": dsum})
+                                                            "dialogue": dsum})
     return figures
 
 

@@ -27,6 +27,8 @@ def runs_root() -> Path:
     """Where every run writes: ``runs/`` in the repository, or ``GILL_RUNS_DIR`` (tests and trials use another
     folder; the benchmarks' JSON files go under it too, so a trial never overwrites the main run's figures)."""
     return Path(os.environ.get("GILL_RUNS_DIR", REPO_ROOT / "runs"))
+
+
 DEFAULT_PROFILE = "tiny"
 PROFILE_NAMES = ("ci", "tiny", "paper")
 
