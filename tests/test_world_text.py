@@ -40,8 +40,8 @@ def test_every_restyled_caption_is_in_the_vocabulary_and_fits_the_img_sequence()
     train = get_profile("tiny").train
     room = train.max_text_len - 1 - train.n_img_tokens  # BOS, the caption, [IMG0..7] (`train.steps.img_inputs`)
     for template in STYLE_TEMPLATES:
-        for where in WHERE.values():
-            text = template.format(kind="triangle", colour="yellow", size="small", where=where)
+        for position, where in WHERE.items():
+            text = template.format(kind="triangle", colour="yellow", size="small", where=where, position=position)
             tokens = word_tokens(text)
             assert not set(tokens) - vocab, (template, set(tokens) - vocab)
             assert len(tokens) <= room, (text, len(tokens))

@@ -21,8 +21,11 @@ SINGLE_TEMPLATES = (
 )
 # The forms the [IMG] side of GILL's corpus (the CC3M stand-in, `gill_lite.train.data.world_caption_set`) reads
 # besides the ones above: several sentences, pronouns, an attribute per sentence, as real CC3M captions vary, so
-# GILL's [IMG] states and mapper learn from text whose scene is spread over sentences, as a story's is. The LM
-# stand-in's pretraining text, the captioning loss and the generator's targets keep the captions above.
+# GILL's [IMG] states and mapper learn from text whose scene is spread over sentences, as a story's is, and (the
+# last four) from captions that say what a shape does, in the world's only verbs of change (the vocabulary is
+# closed, so they are the verbs the LM's narrated stories and the evaluation stories use too; no story text is
+# read, each form describes one image). The LM stand-in's pretraining text, the captioning loss and the
+# generator's targets keep the captions above. Measured effect of each step: README, "Does GILL use the story?".
 STYLE_TEMPLATES = (
     "a {kind} {where}. It is {size} and {colour}.",
     "there is a {colour} {kind}. It is {size}, {where}.",
@@ -33,8 +36,13 @@ STYLE_TEMPLATES = (
     "a {colour} shape. It is a {kind}. It is {where}. It is {size}.",
     "a {size} shape {where}. It is a {colour} {kind}.",
     "the {kind} is {where}. The {kind} is {size}. It is {colour}.",
+    # one action each; the image shows where the action ends, as in CC3M's "a dog runs to the ball"
+    "a {size} {colour} {kind}. It slides to the {position}.",
+    "a {colour} {kind} {where}. It becomes {size}.",
+    "a {size} {kind} {where}. It turns {colour}.",
+    "the {size} {colour} {kind} travels to the {position}.",
 )
-RESTYLE_P = 0.5  # the share of single-object captions rewritten
+RESTYLE_P = 0.75  # the share of single-object captions rewritten (0.5 before the four action forms)
 PAIR_TEMPLATES = (
     "{a} and {b}.",
     "{a}, next to {b}.",
