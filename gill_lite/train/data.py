@@ -62,8 +62,8 @@ def world_identity(profile) -> dict:
 def world_caption_set(profile, split: str = "train") -> CaptionSet:
     """A split of the ShapeStories corpus (`gill_lite.world.corpus`), rendered on demand.
 
-    In the train split (what GILL trains on) the [IMG] side reads a seeded half of the single-object captions
-    restyled (`restyled_texts`); the other splits read their captions as they are."""
+    In the train split (what GILL trains on) the [IMG] side reads a seeded `RESTYLE_P` share of the single-object
+    captions restyled (`restyled_texts`); the other splits read their captions as they are."""
     from ..world.corpus import make_split, render_images, split_sizes
 
     w = profile.world
