@@ -263,8 +263,17 @@ def _ordered_notebooks(timings: dict) -> list[str]:
 
 
 def _image_path(stored: str) -> Path:
+    """A recorded figure's file. `figures.save_figure` stores paths inside the writing clone relative to it
+    (``runs/tiny/figures/x.png``); ``runs/...`` is read under `config.runs_root()`, so a run folder read from
+    another clone (``GILL_RUNS_DIR=/other/clone/runs``) finds its own figures, not this clone's."""
+    from gill_lite.config import runs_root
+
     path = Path(stored)
-    return path if path.is_absolute() else REPO_ROOT / path
+    if path.is_absolute():
+        return path
+    if path.parts[:1] == ("runs",):
+        return runs_root().joinpath(*path.parts[1:])
+    return REPO_ROOT / path
 
 
 def render_report(results: dict, base_dir: Path, heading: int = 2, machine: bool = True) -> str:

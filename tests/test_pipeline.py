@@ -345,6 +345,27 @@ def test_a_run_never_writes_tracked_files_and_publishing_is_explicit(runs_dir, t
     assert "old" not in text and "](figures/06_vist_stories.png)" in text
 
 
+def test_publishing_a_run_folder_of_another_clone_copies_its_figures(runs_dir, tmp_path):
+    """A clone's results.json stores its figures as ``runs/<profile>/figures/...``; published with
+    ``GILL_RUNS_DIR`` naming that clone's runs/, the figures are that run's, found under GILL_RUNS_DIR."""
+    from gill_lite import report
+
+    profile = get_profile("tiny")
+    record_timing(profile, "00_world", 1.0)
+    figure = runs_dir / "tiny" / "figures" / "06_vist_stories.png"
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    figure.write_bytes(b"\x89PNG other clone")
+    path = results_path(profile)
+    results = json.loads(path.read_text())
+    results["images"] = {"06_vist_stories": {"path": "runs/tiny/figures/06_vist_stories.png", "stage": "vist"}}
+    path.write_text(json.dumps(results))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:start -->\nold\n<!-- results:end -->\n")
+    copied = report.publish_results(profile, readme_path=readme)
+    assert copied == [tmp_path / "figures" / "06_vist_stories.png"]
+    assert copied[0].read_bytes() == b"\x89PNG other clone"
+
+
 def test_papermill_parameter_wins_over_the_environment(runs_dir, tmp_path, monkeypatch):
     """The parameters cell reads GILL_PROFILE (nbval); papermill's injected -p PROFILE comes after it and wins."""
     nb_dir = tmp_path / "nbs"
