@@ -78,9 +78,9 @@ def test_no_evaluation_story_or_image_reaches_the_lm_or_gill():
 
 def test_gill_img_side_reads_restyled_captions_of_the_same_shapes():
     """A `RESTYLE_P` share of the single-object train captions is restyled for the [IMG] side, naming the same
-    four attributes;
-    the captions themselves (captioning, the generation targets), the other splits and the LM's text are as
-    they were, and the restyling is seeded."""
+    four attributes (an action form names the position where the action ends); the captions themselves
+    (captioning, the generation targets), the other splits and the LM's text are as they were, and the
+    restyling is seeded."""
     from gill_lite.train.data import world_caption_set
     from gill_lite.world.captions import RESTYLE_P, WHERE
 
