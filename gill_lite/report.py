@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gill_lite import paper_numbers
-from gill_lite.config import REPO_ROOT
+from gill_lite.config import REPO_ROOT, runs_root
 from gill_lite.io import atomic_write_text
 from gill_lite.results import NOTEBOOKS, load_results, results_path
 
@@ -266,8 +266,6 @@ def _image_path(stored: str) -> Path:
     """A recorded figure's file. `figures.save_figure` stores paths inside the writing clone relative to it
     (``runs/tiny/figures/x.png``); ``runs/...`` is read under `config.runs_root()`, so a run folder read from
     another clone (``GILL_RUNS_DIR=/other/clone/runs``) finds its own figures, not this clone's."""
-    from gill_lite.config import runs_root
-
     path = Path(stored)
     if path.is_absolute():
         return path
