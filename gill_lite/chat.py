@@ -3,8 +3,8 @@
 The conversation is written in the paper's dialogue format: user turns ``Q: ...``, model turns ``A: ...``,
 one per line, images where they were shown, and the prompt ends with ``A:``. The answer is
 `gill_lite.inference.GillPipeline.respond`'s: greedy decoding (with a KV cache); when the model emits ``[IMG0]``,
-all eight ``[IMG]`` tokens are appended, the decision classifier reads the ``[IMG0]`` state, and ONLY the chosen
-path runs: retrieval from the pipeline's index, or the mapper + generator (the published code always ran Stable
+all eight ``[IMG]`` tokens are appended, the decision classifier reads the ``[IMG0]`` state and the top retrieval
+score, and ONLY the chosen path runs: retrieval from the pipeline's index, or the mapper + generator (the published code always ran Stable
 Diffusion, even when retrieval was shown).
 
     pipe = GillPipeline.for_profile(profile)

@@ -270,11 +270,17 @@ class GillPipeline:
 
     # ----------------------------------------------------------------------------------------- decision
     def decide(self, states) -> dict[str, float]:
-        """The decision head on ONE query's [IMG0] state: ``{"generate": p, "retrieve": q}``."""
+        """The decision head on ONE query's [IMG0] state and its top retrieval score over the index:
+        ``{"generate": p, "retrieve": q}``."""
         states = _stack(states)
         if len(states) != 1:
             raise ValueError(f"decide takes one query's [IMG] states, got {len(states)}")
-        return F.decide(self.model, states)
+        return F.decide(self.model, states, self._index() if self.model.decision.retrieval_score else self.index)
+
+    def decision_inputs(self, states, top_cosines) -> torch.Tensor:
+        """What the decision head reads for a batch of queries (`gill_lite.model.functional.decision_inputs`):
+        their [IMG0] states and ``top_cosines`` (the top-1 scores `retrieve` returned), as ``(B, features)``."""
+        return F.decision_inputs(self.model, _stack(states), top_cosines)
 
     def show_image(self, states, seed: int = 0) -> ShownImage:
         """Decide, then run ONLY the chosen path for one query's [IMG] states: the top-1 retrieval from the

@@ -17,7 +17,9 @@
 # # 05 · Generate or retrieve: the decision classifier
 #
 # When GILL emits `[IMG0]`, it can **retrieve** an image from a fixed collection or **generate** a new one. A
-# linear classifier on the `[IMG0]` hidden state (`Dropout(0.5)` + `Linear(d -> 2)`) picks which one to show.
+# linear classifier picks which one to show: as in the published model, `Dropout(0.5)` + `Linear(d + 1 -> 2)` on
+# the `[IMG0]` hidden state next to the top retrieval score (the retrieval head's `logit_scale` x cosine of the
+# best image in the collection: how good the best image there is).
 # The paper built its training set like this:
 #
 # 1. for each of the 1,632 **PartiPrompts**, GILL produced one generated and one retrieved image;
@@ -42,7 +44,7 @@ N_WIDGET = 20  # prompts offered in the judging widget
 # %matplotlib inline
 from gill_lite.config import notebook_profile
 from gill_lite.decision import stage
-from gill_lite.decision.classifier import fit_decision, head_of
+from gill_lite.decision.classifier import fit_decision, fit_img0_only, head_of
 from gill_lite.decision.data import decision_prompts
 from gill_lite.figures import confusion_plot, decision_training_plot, image_grid, label_counts_plot, save_figure
 from gill_lite.inference import GillPipeline
@@ -65,8 +67,8 @@ pipe
 # %% [markdown]
 # ## 1 · Collect: one generated and one retrieved image per prompt
 # For each prompt, GILL reads `BOS prompt [IMG0..7]`; the 8 `[IMG]` states go through the mapper into the generator,
-# the `[IMG0]` state is scored against the training images (top 1 is kept), and the `[IMG0]` state itself is
-# stored: it is what the classifier will read. Everything lands in `runs/<profile>/decision/collection/`, written
+# the `[IMG0]` state is scored against the training images (top 1 is kept), and the `[IMG0]` state and that top
+# score are stored: they are what the classifier will read. Everything lands in `runs/<profile>/decision/collection/`, written
 # atomically; an interrupted run resumes where it stopped, and a finished one is simply loaded.
 
 # %%
@@ -116,7 +118,8 @@ fig
 
 # %% [markdown]
 # ## 3 · Train the decision head
-# The confident prompts' `[IMG0]` states, in prompt order: the first `n_train` train, the rest validate. The head
+# The confident prompts' `[IMG0]` states and top retrieval scores, in prompt order: the first `n_train` train, the
+# rest validate. The head
 # is the one inside `GillModel` (`model.decision`); it is saved to `runs/<profile>/gill/decision/` and found
 # there next time (for the same data and settings).
 
@@ -127,6 +130,8 @@ ceiling = stage.validation_ceiling(judged, keep, result.n_train)
 print(f"{result.n_train} train / {result.n_val} validation examples")
 print(f"validation macro F1 {result.val['macro_f1']:.3f} (accuracy {result.val['accuracy']:.3f}); "
       f"judges' ceiling on the same prompts {ceiling:.3f}; paper: annotators 0.851, released classifier ~0.54")
+img0_only = fit_img0_only(profile, collection.img0_states()[keep], labels)
+print(f"the same head on the [IMG0] state alone (the published notebook's fallback): macro F1 {img0_only['macro_f1']:.3f}")
 
 # %%
 fig = confusion_plot(result.val["confusion"], ["gen", "ret"], title="validation confusion (rows: judges)")
@@ -166,6 +171,7 @@ _ = record_results(profile, "decision", {
     "judge_loo_f1": judged.report["loo_f1"],
     "judges_ceiling_f1": {"value": ceiling, "paper": ANNOTATOR_F1},
     "classifier_macro_f1": {"value": result.val["macro_f1"], "paper_released": 0.54},
+    "classifier_macro_f1_img0_only": img0_only["macro_f1"],
     "confusion": result.val["confusion"],
     "n_train": result.n_train, "n_val": result.n_val, "n_human_votes": judged.n_human,
     **shares,

@@ -23,7 +23,8 @@
 # 1. the conversation becomes the model's input: texts tokenised (`BOS text`), images through the visual prefix;
 # 2. **greedy decoding with a KV cache**; `[IMG1..7]` can never be sampled, and once `[IMG0]` comes out all eight
 #    `[IMG]` tokens are appended;
-# 3. the **decision classifier** (notebook 05) reads the `[IMG0]` state: *retrieve* or *generate*;
+# 3. the **decision classifier** (notebook 05) reads the `[IMG0]` state and the top retrieval score over the index:
+#    *retrieve* or *generate*;
 # 4. **only the chosen path runs**: the retrieval head scores the `[IMG0]` state against an index of corpus images,
 #    or the GillMapper turns the 8 `[IMG]` states into the generator's `prompt_embeds`. (The published code always
 #    ran Stable Diffusion, even when it then showed the retrieved image.)

@@ -121,13 +121,48 @@ def test_decision_head_learns_a_separable_toy_set():
     from gill_lite.model.decision import DecisionHead
 
     x, labels = _toy()
-    head = DecisionHead(16)
+    head = DecisionHead(16, retrieval_score=False)
     history = classifier.train_decision_head(head, x[:200], labels[:200], steps=300, lr=1e-2, progress=False,
                                              x_val=x[200:], labels_val=labels[200:])
     result = classifier.evaluate(head, x[200:], labels[200:])
     assert result["macro_f1"] > 0.95
     assert history["loss"][-1] < history["loss"][0]
     assert sum(map(sum, result["confusion"])) == 100
+
+
+def test_the_top_retrieval_score_carries_what_the_img0_state_lacks():
+    """Labels that depend on the retrieval score alone: the published head (state + score) learns them, a head
+    of the [IMG0] state alone cannot."""
+    from gill_lite.model.decision import DecisionHead, decision_features
+
+    g = torch.Generator().manual_seed(0)
+    states = torch.randn(400, 16, generator=g)
+    scores = torch.rand(400, generator=g) * 10  # logit_scale x cosine
+    labels = ["ret" if s > 5 else "gen" for s in scores.tolist()]
+    x = decision_features(states, scores)
+    assert x.shape == (400, 17) and torch.equal(x[:, -1], scores)
+    f1 = {}
+    for name, feats, score in (("with_score", x, True), ("img0_only", states, False)):
+        head = DecisionHead(16, retrieval_score=score)
+        classifier.train_decision_head(head, feats[:300], labels[:300], steps=300, lr=1e-2, progress=False,
+                                       standardize=True)
+        f1[name] = classifier.evaluate(head, feats[300:], labels[300:])["macro_f1"]
+    assert f1["with_score"] > 0.9 and f1["img0_only"] < 0.7, f1
+    with pytest.raises(ValueError, match="takes 17 features"):
+        DecisionHead(16)(states)
+    with pytest.raises(ValueError, match="retrieval scores"):
+        decision_features(states, scores[:3])
+
+
+def test_a_decision_head_of_another_shape_is_refused(tmp_path):
+    from gill_lite.model import CheckpointMismatchError
+    from gill_lite.model.decision import DecisionHead, load_decision_head, save_decision_head
+
+    path = tmp_path / "head.safetensors"
+    save_decision_head(DecisionHead(16, retrieval_score=False), path, {})
+    with pytest.raises(CheckpointMismatchError, match="trained again"):
+        load_decision_head(DecisionHead(16), path)
+    assert load_decision_head(DecisionHead(16, retrieval_score=False), path) == {}
 
 
 def test_class_ids_agree_with_the_model():
@@ -142,16 +177,16 @@ def test_fit_decision_trains_saves_then_finds_the_checkpoint(tmp_path, monkeypat
     monkeypatch.setenv("GILL_RUNS_DIR", str(tmp_path))
     profile = get_profile("ci", decision={"n_train": 200, "steps": 200, "lr": 1e-2})
     x, labels = _toy()
-    first = classifier.fit_decision(profile, DecisionHead(16), x, labels, progress=False)
+    first = classifier.fit_decision(profile, DecisionHead(16, retrieval_score=False), x, labels, progress=False)
     assert not first.loaded and first.val["macro_f1"] > 0.95 and first.n_train == 200 and first.n_val == 100
     assert first.path == tmp_path / "ci" / "gill" / "decision" / classifier.CHECKPOINT and first.path.exists()
-    again = classifier.fit_decision(profile, DecisionHead(16), x, labels, progress=False)
+    again = classifier.fit_decision(profile, DecisionHead(16, retrieval_score=False), x, labels, progress=False)
     assert again.loaded and again.val == first.val
     # other data: the old checkpoint does not count
-    other = classifier.fit_decision(profile, DecisionHead(16), x, labels[::-1], progress=False)
+    other = classifier.fit_decision(profile, DecisionHead(16, retrieval_score=False), x, labels[::-1], progress=False)
     assert not other.loaded
     # and inference can attach the saved head to a model
-    head = DecisionHead(16)
+    head = DecisionHead(16, retrieval_score=False)
     assert classifier.load_trained_decision(profile, head)
 
 
@@ -208,7 +243,7 @@ def test_a_frozen_head_still_trains_and_stays_frozen():
     from gill_lite.model.decision import DecisionHead
 
     x, labels = _toy()
-    head = DecisionHead(16).requires_grad_(False)  # as a loaded GillModel may hand it over
+    head = DecisionHead(16, retrieval_score=False).requires_grad_(False)  # as a loaded GillModel may hand it over
     with torch.no_grad():  # and even when called under no_grad
         classifier.train_decision_head(head, x[:200], labels[:200], steps=200, lr=1e-2, progress=False)
     assert classifier.evaluate(head, x[200:], labels[200:])["macro_f1"] > 0.95
@@ -231,7 +266,7 @@ def test_standardised_training_folds_back_into_a_plain_head():
 
     x, labels = _toy()
     x = x * 0.1 + 15.0  # a large common offset, small spread: like real LM states
-    head = DecisionHead(16)
+    head = DecisionHead(16, retrieval_score=False)
     classifier.train_decision_head(head, x[:200], labels[:200], steps=300, lr=1e-2, progress=False, standardize=True)
     assert isinstance(head.fc, torch.nn.Linear)  # still Dropout + Linear, reading raw states
     assert classifier.evaluate(head, x[200:], labels[200:])["macro_f1"] > 0.95
@@ -256,7 +291,7 @@ def test_balanced_loss_finds_the_rare_class():
     labels = [judges.LABELS[i] for i in y.tolist()]
     scores = {}
     for balanced in (False, True):
-        head = DecisionHead(8)
+        head = DecisionHead(8, retrieval_score=False)
         classifier.train_decision_head(head, x[:400], labels[:400], steps=400, lr=1e-2, progress=False, balanced=balanced)
         scores[balanced] = classifier.evaluate(head, x[400:], labels[400:])["macro_f1"]
     assert scores[True] > scores[False]

@@ -29,7 +29,12 @@ class FakePipeline:
         return rng.integers(0, 256, (len(states), 8, 8, 3), dtype=np.uint8)
 
     def retrieve(self, states, k=1):
-        return [[(f"train-{int(s[0].argmax()):06d}", 1.0)] for s in states]
+        return [[(f"train-{int(s[0].argmax()):06d}", float(s[0].max()) / 10)] for s in states]
+
+    def decision_inputs(self, states, top_cosines):
+        from gill_lite.model.decision import decision_features
+
+        return decision_features(states[:, 0], torch.tensor(top_cosines) * 20.0)
 
     def index_images(self, ids):
         return np.stack([np.full((8, 8, 3), int(i.split("-")[1]) * 10, np.uint8) for i in ids])
@@ -43,13 +48,16 @@ def test_collection_writes_everything_per_prompt(tmp_path):
     prompts = make_decision_prompts(10, seed=0)
     col = collect_decisions(prompts, tmp_path, FakePipeline(), batch_size=4, progress=False)
     assert col.ids == [p.id for p in prompts] and len(col) == 10
-    assert col.features().shape == (10, 16)
+    assert col.features().shape == (10, 17) and col.img0_states().shape == (10, 16)
     assert col.images("gen").shape == (10, 8, 8, 3)
     assert {r["category"] for r in col.records} <= {"corpus", "novel"}
     assert col.shapes()[3] == prompts[3].shape
     assert col.records[0]["retrieved_id"].startswith("train-")
-    # the [IMG0] state is what is kept
-    assert torch.equal(col.features()[5], FakePipeline().img_states_batch([prompts[5].text])[0, 0])
+    # the [IMG0] state is kept, and what the decision head reads: that state and the top retrieval score
+    img0 = FakePipeline().img_states_batch([prompts[5].text])[0, 0]
+    assert torch.equal(col.img0_states()[5], img0) and torch.equal(col.features()[5, :16], img0)
+    assert col.records[5]["retrieved_score"] == pytest.approx(float(img0.max()) / 10)
+    assert col.features()[5, 16].item() == pytest.approx(20.0 * col.records[5]["retrieved_score"])
     assert len((tmp_path / "manifest.jsonl").read_text().splitlines()) == 10
 
 

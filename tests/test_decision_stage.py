@@ -40,8 +40,13 @@ class WorldGill:
     def generate(self, states, seed):
         return self._draw(self._texts, "novel")
 
-    def retrieve(self, states, k=1):
-        return [[(f"train-{i}", 1.0)] for i in range(len(states))]
+    def retrieve(self, states, k=1):  # a closer top match for prompts of seen combinations
+        return [[(f"train-{i}", 0.9 if self.by_text[t].category == "corpus" else 0.6)] for i, t in enumerate(self._texts)]
+
+    def decision_inputs(self, states, top_cosines):
+        from gill_lite.model.decision import decision_features
+
+        return decision_features(states[:, 0], torch.tensor(top_cosines) * 10.0)
 
     def index_images(self, ids):
         return self._draw(self._texts, "corpus")

@@ -118,8 +118,37 @@ def test_caption_generate_retrieve_decide(model, tmp_path):
     top = inf.retrieve(model, loaded, states, k=3, exclude=[["im0"], []])
     assert len(top) == 2 and len(top[0]) == 3 and "im0" not in [i for i, _ in top[0]]
     assert top[1][0][1] >= top[1][1][1]
-    p = inf.decide(model, inf.img_states(model, "a red circle."))
+    query = inf.img_states(model, "a red circle.")
+    p = inf.decide(model, query, loaded)
     assert set(p) == {"generate", "retrieve"} and p["generate"] + p["retrieve"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="needs a retrieval index"):
+        inf.decide(model, query)
+
+
+def test_the_decision_head_reads_img0_and_the_scaled_top_score(model):
+    """As the published head: cat([IMG0] state, logit_scale x top-1 cosine over the index)."""
+    images = np.random.default_rng(1).integers(0, 255, (6, 16, 16, 3), dtype=np.uint8)
+    index = inf.RetrievalIndex.build(model, images, [f"im{i}" for i in range(6)])
+    states = inf.img_states_batch(model, ["a red circle.", "a blue square."])
+    top = [hits[0][1] for hits in inf.retrieve(model, index, states, k=1)]
+    x = inf.decision_inputs(model, states, top)
+    assert x.shape == (2, model.decision.in_features) == (2, states.states.shape[-1] + 1)
+    assert torch.allclose(x[:, :-1], states.states[:, 0].float())
+    assert torch.allclose(x[:, -1], torch.tensor(top) * float(model.retrieval.scale().detach()))
+    with pytest.raises(ValueError, match="pass top_cosines"):
+        inf.decision_inputs(model, states)
+    saved = {k: v.clone() for k, v in model.decision.state_dict().items()}
+    try:
+        with torch.no_grad():  # a head that reads only the score: decide follows the index it is given
+            model.decision.fc.weight.zero_()
+            model.decision.fc.bias.zero_()
+            model.decision.fc.weight[1, -1] = 1.0
+        query = inf.img_states(model, "a red circle.")
+        near = inf.decide(model, query, index)
+        far = inf.decide(model, query, inf.RetrievalIndex(index.ids, -index.embeddings))
+        assert near["retrieve"] != pytest.approx(far["retrieve"])
+    finally:
+        model.decision.load_state_dict(saved)
 
 
 def test_context_length_counts_what_context_embeds_builds(model):

@@ -37,7 +37,7 @@ def test_sizes_come_from_the_frozen_parts():
     out = m.map_states(torch.zeros(3, 8, 40))
     assert out.shape == (3, 5, 9)
     assert m.retrieval.embed_image(torch.zeros(2, 12)).shape == (2, m.train_cfg.retrieval_dim)
-    assert m.decision(torch.zeros(2, 40)).shape == (2, 2)
+    assert m.decision(torch.zeros(2, 41)).shape == (2, 2)  # [IMG0] state + top retrieval score
     assert m.tokenizer.convert_ids_to_tokens(m.img_ids) == [f"[IMG{i}]" for i in range(8)]
     assert "<|image|>" in m.tokenizer.get_vocab()
 
@@ -151,6 +151,9 @@ def test_save_load_roundtrip_and_refusal(tmp_path):
         GillModel.from_trainable(tmp_path / "ck", other)
     with pytest.raises(CheckpointMismatchError, match="gen_max_length"):
         GillModel.from_trainable(tmp_path / "ck", tiny_parts(max_length=7))
+    old = dict(state, **{"decision.fc.weight": state["decision.fc.weight"][:, :-1]})  # an [IMG0]-only head
+    with pytest.raises(CheckpointMismatchError, match="decision.fc.weight"):
+        m.load_trainable_state(old)
 
 
 def test_paper_shaped_forward_at_reduced_depth():

@@ -164,7 +164,7 @@ def test_retrieve_never_calls_the_generator():
 def test_generate_calls_the_generator_once_and_retrieves_nothing():
     model = TinyGill(prefer=GENERATE)
     gen = CountingGenerator()
-    out = GillPipeline(model, SimpleNamespace(generator=gen), index=None).show_image(torch.randn(1, 8, D), seed=3)
+    out = GillPipeline(model, SimpleNamespace(generator=gen), _index(model)).show_image(torch.randn(1, 8, D), seed=3)
     assert out.choice == "generate" and out.retrieved_id is None and gen.calls == 1
     assert out.image.shape == (8, 8, 3)
     assert out.probabilities["generate"] == pytest.approx(1 - out.probabilities["retrieve"])

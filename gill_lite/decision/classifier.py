@@ -1,4 +1,5 @@
-"""Train GILL's decision head (``Dropout(0.5)`` + ``Linear``) on the ``[IMG0]`` states of confident prompts.
+"""Train GILL's decision head (``Dropout(0.5)`` + ``Linear``) on the ``[IMG0]`` states and top retrieval scores
+of confident prompts (`gill_lite.model.decision.decision_features`, as the published head reads them).
 
 As in the paper and the published notebook: full-batch AdamW (lr 1e-3, no weight decay), ``steps`` steps, the
 first ``n_train`` confident examples train and the rest validate; macro F1 on the validation part. Two options
@@ -160,6 +161,19 @@ def data_fingerprint(x, labels: Sequence[str], cfg) -> str:
     return h.hexdigest()[:16]
 
 
+def fit_img0_only(profile, img0_states, labels: Sequence[str], progress: bool = False) -> dict:
+    """The same training on the ``[IMG0]`` states alone (the published notebook's fallback without retrieval
+    scores), for comparison: validation metrics of a head that is not saved or used."""
+    from gill_lite.model.decision import DecisionHead
+
+    cfg = profile.decision
+    train_idx, val_idx = split_train_val(len(labels), cfg.n_train)
+    head = DecisionHead(img0_states.shape[1], cfg.dropout, retrieval_score=False)
+    train_decision_head(head, img0_states[train_idx], [labels[i] for i in train_idx], cfg.steps, cfg.lr, cfg.seed,
+                        progress=progress, standardize=cfg.standardize, balanced=cfg.balanced)
+    return evaluate(head, img0_states[val_idx], [labels[i] for i in val_idx])
+
+
 @dataclass
 class DecisionResult:
     """What `fit_decision` returns: validation metrics, the training history, and whether it was loaded."""
@@ -177,7 +191,8 @@ def fit_decision(profile, model, features, labels: Sequence[str], out_dir=None, 
                  progress: bool = True) -> DecisionResult:
     """Find a finished decision head for these confident examples and settings, else train and save one.
 
-    ``features``: (N, lm_hidden) [IMG0] states of the confident prompts, in prompt order; ``labels``: "gen"/"ret".
+    ``features``: (N, head inputs) what the head reads for the confident prompts (`Collection.features`: the
+    [IMG0] state and the top retrieval score), in prompt order; ``labels``: "gen"/"ret".
     """
     cfg = profile.decision
     if len(features) != len(labels):

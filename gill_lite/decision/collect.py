@@ -1,12 +1,14 @@
-"""Collect the generate-or-retrieve set: for each prompt, GILL's generated image, its top retrieved image and
-its ``[IMG0]`` hidden state, on disk and resumable.
+"""Collect the generate-or-retrieve set: for each prompt, GILL's generated image, its top retrieved image, its
+``[IMG0]`` hidden state and what the decision head reads (that state and the top retrieval score), on disk and
+resumable.
 
 Layout of a collection folder::
 
     meta.json                      what made it (model fingerprint, seed, batch size); a mismatch starts over
     images/<id>.gen.png            the generated image
     images/<id>.ret.png            the top-1 retrieved image
-    features/<first>-<last>.safetensors   "img0": (B, lm_hidden) [IMG0] states of one batch
+    features/<first>-<last>.safetensors   "img0": (B, lm_hidden) [IMG0] states of one batch; "decision":
+                                   (B, head inputs) the decision head's input (`GillPipeline.decision_inputs`)
     manifest.jsonl                 one line per finished prompt (appended + fsynced after its files exist)
 
 A prompt is done when its manifest line is there; every file is written atomically (`gill_lite.io`), so an
@@ -26,7 +28,7 @@ import numpy as np
 
 from gill_lite.io import atomic_path, atomic_save_file, atomic_write_json
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the decision head's input (with the top retrieval score) is stored
 
 
 class Collector(Protocol):
@@ -40,6 +42,9 @@ class Collector(Protocol):
         ...
 
     def retrieve(self, states, k: int = 1) -> list[list[tuple[str, float]]]:  # -> per query, top-k (id, score)
+        ...
+
+    def decision_inputs(self, states, top_cosines):  # -> FloatTensor (B, decision head inputs)
         ...
 
     def index_images(self, ids) -> np.ndarray:  # -> uint8 (B, H, W, 3), the images behind index ids
@@ -84,7 +89,15 @@ class Collection:
         return read_png(self.root / self.records[i][kind])
 
     def features(self):
-        """The ``[IMG0]`` states, FloatTensor (N, lm_hidden), in record order."""
+        """What the decision head reads (the ``[IMG0]`` state and the top retrieval score), FloatTensor
+        (N, head inputs), in record order."""
+        return self._tensor("decision")
+
+    def img0_states(self):
+        """The ``[IMG0]`` states alone, FloatTensor (N, lm_hidden), in record order."""
+        return self._tensor("img0")
+
+    def _tensor(self, key: str):
         import torch
         from safetensors.torch import load_file
 
@@ -92,7 +105,7 @@ class Collection:
         rows = []
         for r in self.records:
             if r["features"] not in cache:
-                cache[r["features"]] = load_file(str(self.root / r["features"]))["img0"]
+                cache[r["features"]] = load_file(str(self.root / r["features"]))[key]
             rows.append(cache[r["features"]][r["row"]])
         return torch.stack(rows) if rows else torch.zeros(0)
 
@@ -219,8 +232,10 @@ def _collect_batch(root: Path, batch: list, collector: Collector, seed: int) -> 
     with torch.no_grad():
         states = collector.img_states_batch(texts)
         generated = collector.generate(states, seed)
-        retrieved_ids = [top[0][0] for top in collector.retrieve(states, k=1)]
+        top = [hits[0] for hits in collector.retrieve(states, k=1)]
+        retrieved_ids, top_scores = [rid for rid, _ in top], [score for _, score in top]
         retrieved = collector.index_images(retrieved_ids)
+        inputs = collector.decision_inputs(states, top_scores)
     if len(generated) != len(batch) or len(retrieved) != len(batch):
         raise RuntimeError(f"collector returned {len(generated)} generated / {len(retrieved)} retrieved images "
                            f"for {len(batch)} prompts")
@@ -228,13 +243,14 @@ def _collect_batch(root: Path, batch: list, collector: Collector, seed: int) -> 
         write_png(root / "images" / f"{p.id}.gen.png", gen)
         write_png(root / "images" / f"{p.id}.ret.png", ret)
     feature_file = f"features/{batch[0].id}-{batch[-1].id}.safetensors"
-    atomic_save_file({"img0": states[:, 0].float().cpu()}, root / feature_file, metadata={"ids": json.dumps([p.id for p in batch])})
+    atomic_save_file({"img0": states[:, 0].float().cpu(), "decision": inputs.float().cpu()}, root / feature_file,
+                     metadata={"ids": json.dumps([p.id for p in batch])})
     records = []
-    for row, (p, rid) in enumerate(zip(batch, retrieved_ids)):
+    for row, (p, rid, score) in enumerate(zip(batch, retrieved_ids, top_scores)):
         shape = p.shape.to_dict() if getattr(p, "shape", None) is not None else None
         records.append({
             "id": p.id, "text": p.text, "category": getattr(p, "category", ""), "shape": shape,
-            "retrieved_id": str(rid), "gen": f"images/{p.id}.gen.png", "ret": f"images/{p.id}.ret.png",
+            "retrieved_id": str(rid), "retrieved_score": float(score), "gen": f"images/{p.id}.gen.png", "ret": f"images/{p.id}.ret.png",
             "features": feature_file, "row": row,
         })
     return records

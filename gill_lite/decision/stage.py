@@ -1,6 +1,6 @@
 """The decision stage end to end, as notebook 05 and ``bench/decision.py`` run it:
 
-    prompts -> collect (generate + retrieve + [IMG0]) -> judge (5 judges, maybe a person) -> confidence rule
+    prompts -> collect (generate + retrieve + [IMG0] and top score) -> judge (5 judges, maybe a person) -> confidence rule
             -> train the decision head -> how often each path is chosen
 
 Each step finds its finished output under ``<run_dir>/decision/`` (collection, votes) or
@@ -156,7 +156,8 @@ def _export_tsv(collection: Collection, votes, path) -> None:
 
 
 def confident_set(collection: Collection, labels):
-    """The confident prompts in prompt order: (features (N, H), labels, their indices in the collection)."""
+    """The confident prompts in prompt order: (the decision head's inputs (N, H + 1), labels, their indices in
+    the collection)."""
     keep = [i for i, lab in enumerate(labels) if lab is not None]
     features = collection.features()
     return features[keep], [labels[i] for i in keep], keep
@@ -218,7 +219,7 @@ def run_decision_stage(profile, pipe=None, progress: bool = True) -> dict:
     The decision head it ends with is the one trained (or found) here."""
     from gill_lite.backbones.frozen import check_frozen_devices
 
-    from .classifier import fit_decision, head_of
+    from .classifier import fit_decision, fit_img0_only, head_of
     from .data import decision_prompts
 
     if pipe is None:
@@ -233,6 +234,7 @@ def run_decision_stage(profile, pipe=None, progress: bool = True) -> dict:
                               human_votes_path(profile))
     features, labels, keep = confident_set(collection, judged.labels)
     result = fit_decision(profile, model, features, labels, progress=progress)
+    img0_only = fit_img0_only(profile, collection.img0_states()[keep], labels)
     shares = choice_shares(head_of(model), collection.features(), collection.categories)
     figures = {
         "n_prompts": len(collection),
@@ -244,6 +246,7 @@ def run_decision_stage(profile, pipe=None, progress: bool = True) -> dict:
         "judges_ceiling_f1_all": judged.report["ceiling_f1"],
         "classifier_macro_f1": {"value": result.val["macro_f1"], "paper_ceiling": ANNOTATOR_F1},
         "classifier_accuracy": result.val["accuracy"],
+        "classifier_macro_f1_img0_only": img0_only["macro_f1"],
         "confusion": result.val["confusion"],
         "n_train": result.n_train,
         "n_val": result.n_val,

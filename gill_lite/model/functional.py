@@ -17,7 +17,7 @@ The building blocks the decision, evaluation and dialogue code use:
 - `caption_image`, `generate_text` (greedy decoding, `DecodeResult`);
 - `emits_img` / `img_emission` (is [IMG0] the greedy next token after a text);
 - `img_states` / `img_states_batch` (the 8 [IMG] hidden states after a context, [IMG0..7] forced at the end);
-- `generate_images` (states -> mapper -> generator), `RetrievalIndex` + `retrieve`, `decide`.
+- `generate_images` (states -> mapper -> generator), `RetrievalIndex` + `retrieve`, `decision_inputs` + `decide`.
 
 Images are encoded with the model's own frozen image encoder (``model.image_encoder``, given to `GillModel`).
 """
@@ -376,9 +376,32 @@ def retrieve(model, index: RetrievalIndex, states, k: int = 5, exclude=None) -> 
 
 
 @torch.no_grad()
-def decide(model, states) -> dict[str, float] | list[dict[str, float]]:
-    """The decision head on the [IMG0] state: ``{"generate": p, "retrieve": q}`` (a list for several queries)."""
+def decision_inputs(model, states, top_cosines=None) -> torch.Tensor:
+    """What ``model.decision`` reads for each query: the [IMG0] state and, when the head takes it, the top
+    retrieval score as the published model computes it (``logit_scale`` x the top-1 cosine of `retrieve`).
+    ``top_cosines``: ``(N,)``; required when the head reads the score."""
+    from .decision import decision_features
+
+    img0 = _states(states)[:, 0].float().cpu()
+    if not getattr(model.decision, "retrieval_score", False):
+        return img0
+    if top_cosines is None:
+        raise ValueError("the decision head reads the top retrieval score: pass top_cosines (or an index to decide)")
+    scale = float(model.retrieval.scale())
+    return decision_features(img0, torch.as_tensor(top_cosines, dtype=torch.float32) * scale)
+
+
+@torch.no_grad()
+def decide(model, states, index: RetrievalIndex | None = None) -> dict[str, float] | list[dict[str, float]]:
+    """The decision head on the [IMG0] state and the top retrieval score over ``index`` (needed when the head
+    reads it): ``{"generate": p, "retrieve": q}`` (a list for several queries)."""
     model.eval()
-    probs = model.decision(_states(states)[:, 0].to(model.device)).softmax(-1).cpu().tolist()
+    top = None
+    if getattr(model.decision, "retrieval_score", False):
+        if index is None:
+            raise ValueError("the decision head reads the top retrieval score: decide needs a retrieval index")
+        top = [hits[0][1] for hits in retrieve(model, index, states, k=1)]
+    features = decision_inputs(model, states, top).to(model.device)
+    probs = model.decision(features).softmax(-1).cpu().tolist()
     out = [dict(zip(CLASSES, p)) for p in probs]
     return out[0] if len(out) == 1 else out

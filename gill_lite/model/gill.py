@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .decision import DecisionHead
+from .errors import CheckpointMismatchError
 from .img_tokens import ImgTokens, add_img_tokens
 from .mapper import GillMapper
 from .prefix import VisualPrefix
@@ -31,10 +32,6 @@ FORMAT = "gill-lite/1"
 # The TrainConfig fields that shape the trainable parts (the rest is the recipe).
 ARCH_FIELDS = ("n_visual_tokens", "n_img_tokens", "mapper_d_model", "mapper_heads", "mapper_encoder_layers",
                "mapper_decoder_layers", "mapper_ffn", "retrieval_dim")
-
-
-class CheckpointMismatchError(ValueError):
-    """A GILL checkpoint was made for other frozen parts (or other sizes) than the ones given."""
 
 
 def _cache_kwarg(model) -> str:
@@ -50,7 +47,8 @@ class GillModel(nn.Module):
     - ``img_tokens``: `ImgTokens` (the trainable ``[IMG0..7]`` rows);
     - ``mapper``: `GillMapper` (8 [IMG] states -> the generator's ``prompt_embeds``);
     - ``retrieval``: `RetrievalHeads` (+ learnable logit scale);
-    - ``decision``: `DecisionHead` (generate=0 / retrieve=1), trained by the decision stage.
+    - ``decision``: `DecisionHead` (generate=0 / retrieve=1) on the [IMG0] state and the top retrieval score,
+      trained by the decision stage.
 
     It reads images through ``image_encoder``, the frozen encoder whose pooled vectors the visual prefix and the
     retrieval heads take (a frozen part, like ``lm``; the published model holds its visual encoder too). The
@@ -186,6 +184,12 @@ class GillModel(nn.Module):
             raise CheckpointMismatchError(
                 f"trainable tensors differ: missing {sorted(expected - set(state))[:5]}, "
                 f"unexpected {sorted(set(state) - expected)[:5]}")
+        shapes = {k: tuple(v.shape) for k, v in self.trainable_state_dict().items()}
+        wrong = [f"{k} {tuple(v.shape)} (this model: {shapes[k]})" for k, v in state.items() if tuple(v.shape) != shapes[k]]
+        if wrong:
+            raise CheckpointMismatchError(f"trainable tensors of other shapes: {wrong[:5]} (a checkpoint of another "
+                                          f"build's architecture; e.g. the decision head reads [IMG0] and the top "
+                                          f"retrieval score since this build)")
         for name, module in self.trainable_modules().items():
             prefix = name + "."
             module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
