@@ -285,7 +285,8 @@ class GillPipeline:
     def show_image(self, states, seed: int = 0) -> ShownImage:
         """Decide, then run ONLY the chosen path for one query's [IMG] states: the top-1 retrieval from the
         index, or the mapper + generator at ``seed``. (The published code always ran Stable Diffusion, then
-        threw the image away when retrieval won.)"""
+        threw the image away when retrieval won.) It needs an index even when it generates: the decision head
+        reads the top retrieval score."""
         probabilities = self.decide(states)
         if probabilities["retrieve"] > probabilities["generate"]:
             retrieved_id, _score = self.retrieve(states, k=1)[0][0]
