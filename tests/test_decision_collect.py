@@ -100,6 +100,10 @@ def test_other_settings_start_over(tmp_path, capsys):
     again = FakePipeline()
     collect_decisions(prompts, tmp_path, again, batch_size=2, fingerprint="model-b", progress=False)
     assert again.calls == 2 and "starting over" in capsys.readouterr().out
+    aside = tmp_path.with_name(f"{tmp_path.name}.superseded-1")  # the finished collection is kept, not deleted
+    assert json.loads((aside / "meta.json").read_text())["fingerprint"] == "model-a"
+    assert len((aside / "manifest.jsonl").read_text().splitlines()) == 4
+    assert json.loads((tmp_path / "meta.json").read_text())["fingerprint"] == "model-b"
 
 
 def test_bad_input_is_refused(tmp_path):

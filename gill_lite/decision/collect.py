@@ -4,7 +4,8 @@ resumable.
 
 Layout of a collection folder::
 
-    meta.json                      what made it (model fingerprint, seed, batch size); a mismatch starts over
+    meta.json                      what made it (format, model fingerprint, seed, batch size); a mismatch starts
+                                   over, the old collection moved aside to <folder>.superseded-<n>
     images/<id>.gen.png            the generated image
     images/<id>.ret.png            the top-1 retrieved image
     features/<first>-<last>.safetensors   "img0": (B, lm_hidden) [IMG0] states of one batch; "decision":
@@ -179,18 +180,22 @@ def append_lines(path: Path, lines: list[str]) -> None:
 
 
 def _prepare(root: Path, meta: dict) -> None:
-    """Start over when the folder was made by something else (another model, seed or batch size)."""
+    """Start over when the folder was made by something else (another model, seed, batch size or format). The
+    old collection is moved aside to ``<root>.superseded-<n>``, not deleted: finished work is never lost."""
     meta_path = root / "meta.json"
     if meta_path.exists():
         old = json.loads(meta_path.read_text())
         if old == meta:
             _repair_tail(root / "manifest.jsonl")
             return
-        print(f"collection in {root} was made with {old}, not {meta}: starting over")
+        n = 1
+        while root.with_name(f"{root.name}.superseded-{n}").exists():
+            n += 1
+        aside = root.with_name(f"{root.name}.superseded-{n}")
+        root.rename(aside)
+        print(f"collection in {root} was made with {old}, not {meta}: starting over (the old one is in {aside})")
         for sub in ("images", "features"):
-            for f in (root / sub).glob("*"):
-                f.unlink()
-        (root / "manifest.jsonl").unlink(missing_ok=True)
+            (root / sub).mkdir(parents=True, exist_ok=True)
     atomic_write_json(meta_path, meta)
 
 
