@@ -252,6 +252,42 @@ def test_paper_notebooks_load_the_joint_run_not_four_stages(monkeypatch):
     assert calls == ["joint"]
 
 
+@pytest.mark.parametrize("caption_pairs", [True, False])
+def test_caption_pairs_setting_joins_or_separates_only_the_captioning_loss(monkeypatch, caption_pairs):
+    """``caption_pairs`` False (tiny, ci): the captioning loss reads every example alone, the [IMG] losses still
+    read the batch's pairs; True (paper, published): both read them. Only the captioning stages' fingerprints
+    move with it."""
+    from gill_lite.train import steps
+
+    parts = tiny_parts()
+    prof = small_profile(caption_pairs=caption_pairs)
+    model = GillModel.build(parts, prof.train)
+    seen = {}
+    real_img, real_cap = steps.img_forward, steps.caption_inputs
+
+    def img_forward(m, texts, *a, **k):
+        seen["img"] = k["groups"]
+        return real_img(m, texts, *a, **k)
+
+    def caption_inputs(m, prefix, texts, *a, **k):
+        seen["cap"] = k["groups"]
+        return real_cap(m, prefix, texts, *a, **k)
+
+    monkeypatch.setattr(steps, "img_forward", img_forward)
+    monkeypatch.setattr(steps, "caption_inputs", caption_inputs)
+    captions = ["a red circle.", "a blue square.", "a green triangle."]
+    batch = {"captions": captions, "text_targets": parts.generator.encode_text(captions), "groups": [(0, 2), (1,)],
+             "image_features": torch.randn(3, parts.image_encoder.hidden_size)}
+    losses = steps.compute_losses(model, batch, "joint", prof.train)
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert seen["img"] == [(0, 2), (1,)]
+    assert seen["cap"] == ([(0, 2), (1,)] if caption_pairs else [(0,), (1,), (2,)])
+    names = {"lm": "a", "image_encoder": "b", "generator": "c"}
+    other = small_profile(caption_pairs=not caption_pairs)
+    assert loop.fingerprint(prof, "captioning", names) != loop.fingerprint(other, "captioning", names)
+    assert loop.fingerprint(prof, "retrieval", names) == loop.fingerprint(other, "retrieval", names)
+
+
 def test_img_side_reads_img_texts_and_captioning_reads_captions(monkeypatch):
     """``CaptionSet.img_texts`` feed the [IMG] losses (and their cache's name); captioning reads the captions."""
     from gill_lite.train import caches, steps

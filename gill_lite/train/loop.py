@@ -152,6 +152,8 @@ def fingerprint(profile, stage: str, frozen_names: dict, previous: str | None = 
     # only what changes this stage's result: its own step count, not the others' (nor which stage is final)
     for key in ("stage_steps", "stage_decay_every", "final_stage", "checkpoint_every", "joint_from"):
         train.pop(key)
+    if train["caption_pairs"] or "caption" not in STAGE_LOSSES[stage]:
+        train.pop("caption_pairs")  # the default, or a stage without the captioning loss: fingerprints as before
     train["steps"] = steps_for(profile.train, stage)
     train["decay_every"] = decay_every_for(profile.train, stage)
     blob = {"stage": stage, "train": train, "data": data, "frozen": frozen_names, "previous": previous}

@@ -10,6 +10,8 @@ Sequences (gill_spec.md), for one example or a concatenated pair (published ``ma
   ([IMG1..7] are never predicted: they are appended once [IMG0] is produced). The same forward pass gives the
   8 [IMG] states of *both* blocks, each used with its own example's target (generation) and image (retrieval):
   the pair is where GILL learns that [IMG] states after earlier context describe the latest caption.
+  ``train_cfg.caption_pairs`` False (tiny, ci: a deviation, see the README): the captioning loss reads every
+  example alone, the other losses still join the batch's pairs.
   Where the batch carries ``img_texts`` (`gill_lite.train.data.CaptionSet.img_texts`: at tiny, captions
   restyled into several sentences), these sequences read them in place of the captions; captioning and the
   generation targets always read the captions.
@@ -122,8 +124,9 @@ def compute_losses(model, batch: dict, stage: str, train_cfg) -> dict[str, torch
     groups = batch.get("groups") or default_groups(len(captions), train_cfg.concat_fraction)
     if "caption" in wanted:
         prefix = model.prefix(batch["image_features"].to(model.device))
+        caption_groups = groups if getattr(train_cfg, "caption_pairs", True) else [(i,) for i in range(len(captions))]
         embeds, mask, labels = caption_inputs(model, prefix, captions, max_text_len=train_cfg.max_text_len,
-                                              groups=groups)
+                                              groups=caption_groups)
         _, logits, _ = model.lm_forward(embeds, attention_mask=mask)
         losses["caption"] = lm_loss(logits, labels)
     if "img" not in wanted and "img_states" in batch:  # cached [IMG] states (train/caches.py: img_states)
