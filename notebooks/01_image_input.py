@@ -24,9 +24,12 @@
 #
 # and the LM is trained, through these 4 vectors only, to continue `[4 visual tokens] BOS` with the caption
 # (cross-entropy on the caption tokens). Everything else is frozen: the LM learns nothing, the prefix learns to
-# speak its input language. As in FROMAGe/GILL, half of each batch is concatenated in pairs
-# (`[img a] BOS caption a [img b] caption b`, the second BOS removed as published), so the model sees more than
-# one caption at a time.
+# speak its input language. GILL concatenates half of each batch in pairs
+# (`[img a] BOS caption a [img b] caption b`, the second BOS removed), so the model sees more than one caption at
+# a time; `paper` does (`profile.train.caption_pairs`). At `tiny` the captioning loss reads every example alone:
+# our small LM never read two unrelated texts joined without `</s>`, so the prefix learned to cut off whatever
+# came before it, a story's captions included (README, "Captioning without pairs"). The `[IMG]` losses still join
+# pairs.
 #
 # This notebook trains the prefix (or loads it), plots the loss, and captions images of **held-out attribute
 # combinations** (never seen in any training caption). Because every image comes from the ShapeStories renderer,
