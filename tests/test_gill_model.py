@@ -151,9 +151,17 @@ def test_save_load_roundtrip_and_refusal(tmp_path):
         GillModel.from_trainable(tmp_path / "ck", other)
     with pytest.raises(CheckpointMismatchError, match="gen_max_length"):
         GillModel.from_trainable(tmp_path / "ck", tiny_parts(max_length=7))
-    old = dict(state, **{"decision.fc.weight": state["decision.fc.weight"][:, :-1]})  # an [IMG0]-only head
-    with pytest.raises(CheckpointMismatchError, match="decision.fc.weight"):
-        m.load_trainable_state(old)
+    # a stage checkpoint of an earlier build, whose (never trained) decision head read [IMG0] alone, still loads
+    fresh = GillModel.build(parts, tiny_train_cfg())
+    old = dict(state, **{"decision.fc.weight": state["decision.fc.weight"][:, :-1]})
+    before = {k: v.clone() for k, v in fresh.decision.state_dict().items()}
+    fresh.load_trainable_state(old)
+    assert torch.equal(fresh.mapper.state_dict()[next(iter(fresh.mapper.state_dict()))],
+                       state["mapper." + next(iter(fresh.mapper.state_dict()))])
+    assert all(torch.equal(v, before[k]) for k, v in fresh.decision.state_dict().items())
+    other_shape = dict(state, **{"img_tokens.rows": state["img_tokens.rows"][:, :-1]})  # anything else is refused
+    with pytest.raises(CheckpointMismatchError, match="img_tokens.rows"):
+        fresh.load_trainable_state(other_shape)
 
 
 def test_paper_shaped_forward_at_reduced_depth():

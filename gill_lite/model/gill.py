@@ -178,19 +178,29 @@ class GillModel(nn.Module):
         return directory
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Load a `trainable_state_dict` (strict: every key present, no extra key)."""
+        """Load a `trainable_state_dict` (strict: every key present, no extra key, the same shapes).
+
+        One exception keeps finished stages of earlier builds loadable: a decision head of another shape (the
+        [IMG0]-only head before it read the top retrieval score). No training stage touches the decision head
+        (the decision stage trains it and saves it apart, `model.decision`), so a stage checkpoint holds only its
+        initialisation; this model keeps its own, and says so."""
         expected = set(self.trainable_state_dict())
         if set(state) != expected:
             raise CheckpointMismatchError(
                 f"trainable tensors differ: missing {sorted(expected - set(state))[:5]}, "
                 f"unexpected {sorted(set(state) - expected)[:5]}")
         shapes = {k: tuple(v.shape) for k, v in self.trainable_state_dict().items()}
-        wrong = [f"{k} {tuple(v.shape)} (this model: {shapes[k]})" for k, v in state.items() if tuple(v.shape) != shapes[k]]
+        wrong = [k for k, v in state.items() if tuple(v.shape) != shapes[k]]
+        if any(not k.startswith("decision.") for k in wrong):
+            listed = [f"{k} {tuple(state[k].shape)} (this model: {shapes[k]})" for k in wrong]
+            raise CheckpointMismatchError(f"trainable tensors of other shapes: {listed[:5]} (a checkpoint of "
+                                          f"another architecture)")
+        modules = self.trainable_modules()
         if wrong:
-            raise CheckpointMismatchError(f"trainable tensors of other shapes: {wrong[:5]} (a checkpoint of another "
-                                          f"build's architecture; e.g. the decision head reads [IMG0] and the top "
-                                          f"retrieval score since this build)")
-        for name, module in self.trainable_modules().items():
+            print("this checkpoint's decision head has another shape (an [IMG0]-only head of an earlier build): kept "
+                  "the model's untrained one; notebook 05 trains the decision head")
+            modules = {k: m for k, m in modules.items() if k != "decision"}
+        for name, module in modules.items():
             prefix = name + "."
             module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
