@@ -177,13 +177,13 @@ class GillModel(nn.Module):
         atomic_write_json(directory / CONFIG_FILE, {**self.config_dict(), **(extra or {})})
         return directory
 
-    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+    def load_trainable_state(self, state: dict[str, torch.Tensor], untrained_decision: bool = False) -> None:
         """Load a `trainable_state_dict` (strict: every key present, no extra key, the same shapes).
 
-        One exception keeps finished stages of earlier builds loadable: a decision head of another shape (the
-        [IMG0]-only head before it read the top retrieval score). No training stage touches the decision head
-        (the decision stage trains it and saves it apart, `model.decision`), so a stage checkpoint holds only its
-        initialisation; this model keeps its own, and says so."""
+        ``untrained_decision``: the state is a training stage's, whose decision head no stage trains (the decision
+        stage trains it and saves it apart, `model.decision`), so a head of another shape (the [IMG0]-only head of
+        earlier builds) is only an initialisation: this model keeps its own, and says so. Finished stages of
+        earlier builds stay loadable; a pipeline folder (`GillPipeline.from_pretrained`) stays strict."""
         expected = set(self.trainable_state_dict())
         if set(state) != expected:
             raise CheckpointMismatchError(
@@ -191,7 +191,7 @@ class GillModel(nn.Module):
                 f"unexpected {sorted(set(state) - expected)[:5]}")
         shapes = {k: tuple(v.shape) for k, v in self.trainable_state_dict().items()}
         wrong = [k for k, v in state.items() if tuple(v.shape) != shapes[k]]
-        if any(not k.startswith("decision.") for k in wrong):
+        if any(not (untrained_decision and k.startswith("decision.")) for k in wrong):
             listed = [f"{k} {tuple(state[k].shape)} (this model: {shapes[k]})" for k in wrong]
             raise CheckpointMismatchError(f"trainable tensors of other shapes: {listed[:5]} (a checkpoint of "
                                           f"another architecture)")
@@ -222,8 +222,9 @@ class GillModel(nn.Module):
                 "this GILL checkpoint was made for other frozen parts; refusing to load it:\n  " + "\n  ".join(problems))
 
     @classmethod
-    def from_trainable(cls, directory, frozen_parts, train_cfg=None) -> "GillModel":
-        """Rebuild a GILL from `save_trainable` output on ``frozen_parts``; refuses mismatched frozen parts."""
+    def from_trainable(cls, directory, frozen_parts, train_cfg=None, untrained_decision: bool = False) -> "GillModel":
+        """Rebuild a GILL from `save_trainable` output on ``frozen_parts``; refuses mismatched frozen parts.
+        ``untrained_decision``: see `load_trainable_state` (a training stage's checkpoint)."""
         from safetensors.torch import load_file
 
         from ..config import TrainConfig
@@ -237,5 +238,5 @@ class GillModel(nn.Module):
         model = cls.build(frozen_parts, cfg)
         if list(model.img_ids) != list(config["img_token_ids"]):
             raise CheckpointMismatchError(f"[IMG] token ids {model.img_ids} != checkpoint {config['img_token_ids']}")
-        model.load_trainable_state(load_file(str(directory / WEIGHTS_FILE)))
+        model.load_trainable_state(load_file(str(directory / WEIGHTS_FILE)), untrained_decision)
         return model

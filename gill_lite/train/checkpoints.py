@@ -65,7 +65,7 @@ def load_checkpoint(path, model, optimizer, named_params: dict) -> int:
     from safetensors.torch import load_file
 
     path = Path(path)
-    model.load_trainable_state(load_file(str(path / "trainable.safetensors")))
+    model.load_trainable_state(load_file(str(path / "trainable.safetensors")), untrained_decision=True)
     state = read_state(path)
     tensors = load_file(str(path / "optimizer.safetensors"))
     order = [name for g in state["param_groups"] for name in g["params"]]

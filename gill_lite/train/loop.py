@@ -381,7 +381,7 @@ def _load_finished(out, frozen_parts, profile, state) -> GillModel:
     print(f"Found finished checkpoint, loading {out}")
     if state.is_main_process:
         _mark_latest(out)
-    return GillModel.from_trainable(out, frozen_parts, profile.train)
+    return GillModel.from_trainable(out, frozen_parts, profile.train, untrained_decision=True)
 
 
 def trains_staged_chain(train_cfg) -> bool:
