@@ -218,7 +218,7 @@ def _tiny() -> Profile:
             pair_matchings=4,
             # the captioning loss without pairs: joined to an unrelated caption with no `</s>` between, which
             # the LM stand-in never read, the visual prefix learned to cut off what came before it (README,
-            # "captioning without pairs": two seeds, 5 captions + 4 images CLIP +0.107 / +0.041)
+            # "Captioning without pairs": three seeds, 5 captions + 4 images CLIP +0.107 / +0.041 / +0.058)
             caption_pairs=False,
             # per stage, sized so the four take about 5 minutes on 2 idle cores (bench/gill_stages.py). Captioning
             # 600 -> 2400 steps (decay at 1800) raised all-attributes captions 0.58 -> 0.74 on test images with the
