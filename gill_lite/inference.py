@@ -275,8 +275,7 @@ class GillPipeline:
         states = _stack(states)
         if len(states) != 1:
             raise ValueError(f"decide takes one query's [IMG] states, got {len(states)}")
-        reads_score = getattr(self.model.decision, "retrieval_score", False)
-        return F.decide(self.model, states, self._index() if reads_score else self.index)
+        return F.decide(self.model, states, self._index() if self.model.decision.retrieval_score else self.index)
 
     def decision_inputs(self, states, top_cosines) -> torch.Tensor:
         """What the decision head reads for a batch of queries (`gill_lite.model.functional.decision_inputs`):

@@ -383,7 +383,7 @@ def decision_inputs(model, states, top_cosines=None) -> torch.Tensor:
     from .decision import decision_features
 
     img0 = _states(states)[:, 0].float().cpu()
-    if not getattr(model.decision, "retrieval_score", False):
+    if not model.decision.retrieval_score:
         return img0
     if top_cosines is None:
         raise ValueError("the decision head reads the top retrieval score: pass top_cosines (or an index to decide)")
@@ -397,7 +397,7 @@ def decide(model, states, index: RetrievalIndex | None = None) -> dict[str, floa
     reads it): ``{"generate": p, "retrieve": q}`` (a list for several queries)."""
     model.eval()
     top = None
-    if getattr(model.decision, "retrieval_score", False):
+    if model.decision.retrieval_score:
         if index is None:
             raise ValueError("the decision head reads the top retrieval score: decide needs a retrieval index")
         top = [hits[0][1] for hits in retrieve(model, index, states, k=1)]

@@ -124,7 +124,7 @@ def compute_losses(model, batch: dict, stage: str, train_cfg) -> dict[str, torch
     groups = batch.get("groups") or default_groups(len(captions), train_cfg.concat_fraction)
     if "caption" in wanted:
         prefix = model.prefix(batch["image_features"].to(model.device))
-        caption_groups = groups if getattr(train_cfg, "caption_pairs", True) else [(i,) for i in range(len(captions))]
+        caption_groups = groups if train_cfg.caption_pairs else [(i,) for i in range(len(captions))]
         embeds, mask, labels = caption_inputs(model, prefix, captions, max_text_len=train_cfg.max_text_len,
                                               groups=caption_groups)
         _, logits, _ = model.lm_forward(embeds, attention_mask=mask)
