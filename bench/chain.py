@@ -10,7 +10,11 @@ image link's ceiling), and ``chain.<setting>.determined.<attribute>``, the numbe
 Besides the three VIST settings, the diagnostic ``captions_described`` (each context image replaced by its frame's
 caption: a visual prefix that read images perfectly) unless ``--no-described``. And
 ``chain.captions_first_<k>.mapper.kind``: the mapper link's kind after only the first k captions (no images;
-the first caption names the kind, so every k determines it): how fast that link forgets. And, a diagnostic that
+the first caption names the kind, so every k determines it): how fast that link forgets;
+``chain.captions_without_caption_2.mapper.kind``, the same after all 5 captions but the second (the same last
+captions, one sentence fewer); and ``chain.restated_<n>.mapper.<attribute>``, no story at all: every world
+shape's caption followed by n sentences restating its colour, size or position (`restated_captions`), which tells
+how many sentences were said from what they say. And, a diagnostic that
 is not GILL, ``chain.<setting>.mapper_recentred.<attribute>`` for the captions settings: the mapper link after
 every story's [IMG] states are moved by one offset, the corpus texts' mean [IMG] state minus the probe-fit
 ("lm"-stream, unlabelled) stories' (`gill_lite.evaluate.chain.recentred_states`): what the mapper reads once the
@@ -45,7 +49,8 @@ def main(argv=None) -> dict:
     import torch
 
     from gill_lite.backbones import load_frozen_parts
-    from gill_lite.evaluate.chain import (DESCRIBED, chain_lines, chain_stories, mapper_kind_by_captions_read,
+    from gill_lite.evaluate.chain import (DESCRIBED, chain_lines, chain_stories, mapper_by_sentences_after,
+                                          mapper_kind_by_captions_read, mapper_kind_without_caption,
                                           mapper_recentred, measure_chain, probe_fit_stories)
     from gill_lite.evaluate.contexts import SETTINGS
     from gill_lite.train.data import training_set
@@ -68,6 +73,10 @@ def main(argv=None) -> dict:
     figures = {"profile": profile.name, "stories": n_eval, "fit_stories": len(fit), **chain_lines(chain)}
     by_k = mapper_kind_by_captions_read(model, parts.generator, evaluation)
     figures.update({f"chain.captions_first_{k}.mapper.kind": round(v, 4) for k, v in by_k.items()})
+    figures["chain.captions_without_caption_2.mapper.kind"] = round(
+        mapper_kind_without_caption(model, parts.generator, evaluation, drop=1), 4)
+    for n, accs in mapper_by_sentences_after(model, parts.generator).items():
+        figures.update({f"chain.restated_{n}.mapper.{a}": round(v, 4) for a, v in accs.items()})
     corpus = training_set(profile).img_texts[: args.n_fit]  # what the [IMG] side trained on (a seeded order)
     for setting in ("captions", "captions_images"):
         recentred = mapper_recentred(model, parts.generator, corpus, fit, evaluation, setting)

@@ -144,3 +144,38 @@ def test_recentred_states_move_the_stories_mean_onto_the_corpus_mean():
     same = chain.mapper_recentred(model, parts.generator, stories, ev, ev, setting="captions")
     out = chain.measure_chain(model, parts.generator, ev, ev, settings=("captions",), draw=False, progress=False)
     assert same == out["captions"]["mapper"]
+
+
+def test_restated_captions_keep_the_scene_and_say_the_kind_once():
+    from gill_lite.world.attributes import all_shapes
+    from gill_lite.world.captions import WHERE, caption_shape
+
+    shapes = list(all_shapes())[:20]
+    for n in (0, 3):
+        contexts = chain.restated_captions(shapes, n, seed=0)
+        for ctx, shape in zip(contexts, shapes):
+            assert ctx[0] == caption_shape(shape, 0) and len(ctx) == 1 + n
+            for sentence in ctx[1:]:  # each a restatement of this shape, never its kind
+                assert shape.kind not in sentence
+                fields = {**shape.to_dict(), "where": WHERE[shape.position]}
+                assert sentence in [t.format(**fields) for t in chain.RESTATEMENTS.values()]
+    assert chain.restated_captions(shapes, 3, seed=0) == chain.restated_captions(shapes, 3, seed=0)
+
+
+def test_mapper_by_sentences_after_and_without_a_caption():
+    parts = tiny_parts()
+    model = GillModel.build(parts, tiny_train_cfg())
+    by_n = chain.mapper_by_sentences_after(model, parts.generator, max_sentences=2)
+    assert sorted(by_n) == [0, 1, 2] and all(0.0 <= v <= 1.0 for accs in by_n.values() for v in accs.values())
+    assert set(by_n[0]) == {"kind", "colour", "size", "position"}
+    ev = chain.chain_stories(make_stories(6, seed=0), 8)
+    dropped = chain.mapper_kind_without_caption(model, parts.generator, ev, drop=1)
+    # with caption 1 left out of a 2-caption story the context is the first caption alone: captions_first_1
+    short = chain.chain_stories(make_stories(6, seed=0), 8)
+    for s in short:
+        s.captions = s.captions[:2]
+    assert chain.mapper_kind_without_caption(model, parts.generator, short, drop=1) == pytest.approx(
+        chain.mapper_kind_by_captions_read(model, parts.generator, short, progress=False)[1])
+    assert 0.0 <= dropped <= 1.0
+    with pytest.raises(ValueError, match="drop a later one"):
+        chain.mapper_kind_without_caption(model, parts.generator, ev, drop=0)

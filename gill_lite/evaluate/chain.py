@@ -221,6 +221,58 @@ def mapper_kind_by_captions_read(model, generator, eval_stories, progress: bool 
     return out
 
 
+RESTATEMENTS = {"colour": "It is {colour}.", "size": "It is {size}.", "position": "It is {where}."}
+
+
+def restated_captions(shapes, n: int, seed: int = 0) -> list[list[str]]:
+    """Each shape's corpus caption (template 0) followed by ``n`` sentences that each restate its colour, size or
+    position (`RESTATEMENTS`, a seeded choice per sentence), as one context per shape. No sentence changes the
+    scene or names the kind again, so the kind stays said ``n`` sentences before the [IMG] tokens."""
+    from ..world.captions import WHERE, caption_shape
+
+    rng = np.random.default_rng([seed, n])
+    keys = list(RESTATEMENTS)
+    out = []
+    for shape in shapes:
+        fields = {**shape.to_dict(), "where": WHERE[shape.position]}
+        extra = [RESTATEMENTS[keys[int(i)]].format(**fields) for i in rng.integers(len(keys), size=n)]
+        out.append([caption_shape(shape, 0), *extra])
+    return out
+
+
+def mapper_by_sentences_after(model, generator, max_sentences: int = 6, seed: int = 0) -> dict[int, dict]:
+    """The ``mapper`` link on text that is no story: every world shape's caption followed by ``n`` restating
+    sentences (`restated_captions`), for n = 0 .. ``max_sentences``. Returns ``{n: {attribute: accuracy}}`` over
+    the 216 shapes (every attribute determined, ceiling 1.0).
+
+    It separates what a story's events say from how many sentences it has: if kind falls with ``n`` here, the
+    [IMG] states -> mapper link forgets a word with every sentence said after it, whatever the sentences say."""
+    from ..model.functional import img_states_batch
+    from ..world.attributes import all_shapes
+
+    shapes = list(all_shapes())
+    space = description_space(generator)
+    out = {}
+    for n in range(max_sentences + 1):
+        nearest = space.nearest(_mapped(model, img_states_batch(model, restated_captions(shapes, n, seed)).states))
+        out[n] = {a: float(np.mean([getattr(p, a) == getattr(x, a) for p, x in zip(nearest, shapes)]))
+                  for a in ATTRIBUTES}
+    return out
+
+
+def mapper_kind_without_caption(model, generator, eval_stories, drop: int = 1) -> float:
+    """The ``mapper`` link's kind after each story's captions with caption ``drop`` (0-based, not the first, which
+    names the kind) left out: the same last captions, one sentence fewer. Beside ``captions_first_<k>`` it tells
+    the number of sentences from what the last ones say."""
+    from ..model.functional import img_states_batch
+
+    if drop < 1:
+        raise ValueError("the first caption names the kind; drop a later one (drop >= 1)")
+    contexts = [[c for i, c in enumerate(s.captions) if i != drop] for s in eval_stories]
+    nearest = description_space(generator).nearest(_mapped(model, img_states_batch(model, contexts).states))
+    return float(np.mean([p.kind == s.shape.kind for p, s in zip(nearest, eval_stories)]))
+
+
 def recentred_states(model, corpus_texts, offset_contexts, eval_contexts) -> torch.Tensor:
     """The [IMG] states after ``eval_contexts``, all moved by one vector per [IMG] position: the mean state after
     ``corpus_texts`` (what the mapper was trained to read) minus the mean after ``offset_contexts``. ``(N, n_img, d)``.
