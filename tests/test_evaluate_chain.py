@@ -179,3 +179,16 @@ def test_mapper_by_sentences_after_and_without_a_caption():
     assert 0.0 <= dropped <= 1.0
     with pytest.raises(ValueError, match="drop a later one"):
         chain.mapper_kind_without_caption(model, parts.generator, ev, drop=0)
+
+
+def test_sentences_after_figure_draws_one_line_per_attribute():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from gill_lite.evaluate.figures import sentences_after_figure
+
+    by_n = {n: {"kind": 1.0 - 0.1 * n, "colour": 1.0, "size": 0.9, "position": 0.5} for n in range(4)}
+    fig = sentences_after_figure(by_n)
+    lines = fig.axes[0].get_lines()
+    assert [ln.get_label() for ln in lines] == ["kind", "colour", "size", "position"]
+    assert list(lines[0].get_ydata()) == pytest.approx([1.0, 0.9, 0.8, 0.7])

@@ -45,3 +45,22 @@ def dialogue_figure(items, results, n: int = 6):
             images.append(results.examples[name][i])
             titles.append(MODEL_TITLES.get(name.split("/")[0], name).split(" (")[0])
     return image_grid(images, titles, ncols=1 + len(names), size=1.6, title_width=40)
+
+
+def sentences_after_figure(by_n: dict):
+    """The mapper link's accuracy per attribute against the number of sentences said after the kind
+    (`gill_lite.evaluate.chain.mapper_by_sentences_after`): one line per attribute, ceiling 1.0."""
+    import matplotlib.pyplot as plt
+
+    ns = sorted(by_n)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for attribute in by_n[ns[0]]:
+        ax.plot(ns, [by_n[n][attribute] for n in ns], marker="o", label=attribute)
+    ax.set_xlabel("sentences after the caption (each restating colour, size or position)")
+    ax.set_ylabel("mapper's nearest description right")
+    ax.set_ylim(0, 1.05)
+    ax.set_xticks(ns)
+    ax.legend(fontsize=8)
+    ax.set_title("What the [IMG] states -> mapper link forgets", fontsize=10)
+    fig.tight_layout()
+    return fig
