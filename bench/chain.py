@@ -14,7 +14,7 @@ the first caption names the kind, so every k determines it): how fast that link 
 ``chain.captions_without_caption_2.mapper.kind``, the same after all 5 captions but the second (the same last
 captions, one sentence fewer); and ``chain.restated_<n>.mapper.<attribute>``, no story at all: every world
 shape's caption followed by n sentences restating its colour, size or position (`restated_captions`), which tells
-how many sentences were said from what they say. And, a diagnostic that
+how many sentences were said apart from what they say. And, a diagnostic that
 is not GILL, ``chain.<setting>.mapper_recentred.<attribute>`` for the captions settings: the mapper link after
 every story's [IMG] states are moved by one offset, the corpus texts' mean [IMG] state minus the probe-fit
 ("lm"-stream, unlabelled) stories' (`gill_lite.evaluate.chain.recentred_states`): what the mapper reads once the

@@ -179,6 +179,8 @@ def test_mapper_by_sentences_after_and_without_a_caption():
     assert 0.0 <= dropped <= 1.0
     with pytest.raises(ValueError, match="drop a later one"):
         chain.mapper_kind_without_caption(model, parts.generator, ev, drop=0)
+    with pytest.raises(ValueError, match="no caption 5 to leave out"):
+        chain.mapper_kind_without_caption(model, parts.generator, ev, drop=5)
 
 
 def test_sentences_after_figure_draws_one_line_per_attribute():

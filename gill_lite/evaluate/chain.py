@@ -263,11 +263,15 @@ def mapper_by_sentences_after(model, generator, max_sentences: int = 6, seed: in
 def mapper_kind_without_caption(model, generator, eval_stories, drop: int = 1) -> float:
     """The ``mapper`` link's kind after each story's captions with caption ``drop`` (0-based, not the first, which
     names the kind) left out: the same last captions, one sentence fewer. Beside ``captions_first_<k>`` it tells
-    the number of sentences from what the last ones say."""
+    the number of sentences apart from what the last ones say. Raises ValueError if ``drop`` is 0 or past a
+    story's last caption."""
     from ..model.functional import img_states_batch
 
     if drop < 1:
         raise ValueError("the first caption names the kind; drop a later one (drop >= 1)")
+    short = [i for i, s in enumerate(eval_stories) if len(s.captions) <= drop]
+    if short:
+        raise ValueError(f"{len(short)} stories have no caption {drop} to leave out (first: #{short[0]})")
     contexts = [[c for i, c in enumerate(s.captions) if i != drop] for s in eval_stories]
     nearest = description_space(generator).nearest(_mapped(model, img_states_batch(model, contexts).states))
     return float(np.mean([p.kind == s.shape.kind for p, s in zip(nearest, eval_stories)]))
