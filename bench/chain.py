@@ -51,7 +51,7 @@ def main(argv=None) -> dict:
     from gill_lite.backbones import load_frozen_parts
     from gill_lite.evaluate.chain import (DESCRIBED, chain_lines, chain_stories, mapper_by_sentences_after,
                                           mapper_kind_by_captions_read, mapper_kind_without_caption,
-                                          mapper_recentred, measure_chain, probe_fit_stories)
+                                          mapper_recentred, measure_chain, probe_fit_stories, restated_lines)
     from gill_lite.evaluate.contexts import SETTINGS
     from gill_lite.train.data import training_set
     from gill_lite.train.loop import load_gill
@@ -75,8 +75,7 @@ def main(argv=None) -> dict:
     figures.update({f"chain.captions_first_{k}.mapper.kind": round(v, 4) for k, v in by_k.items()})
     figures["chain.captions_without_caption_2.mapper.kind"] = round(
         mapper_kind_without_caption(model, parts.generator, evaluation, drop=1), 4)
-    for n, accs in mapper_by_sentences_after(model, parts.generator).items():
-        figures.update({f"chain.restated_{n}.mapper.{a}": round(v, 4) for a, v in accs.items()})
+    figures.update(restated_lines(mapper_by_sentences_after(model, parts.generator)))
     corpus = training_set(profile).img_texts[: args.n_fit]  # what the [IMG] side trained on (a seeded order)
     for setting in ("captions", "captions_images"):
         recentred = mapper_recentred(model, parts.generator, corpus, fit, evaluation, setting)

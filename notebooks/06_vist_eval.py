@@ -55,7 +55,8 @@ from IPython.display import Markdown, display
 
 from gill_lite.config import notebook_profile
 from gill_lite.evaluate.chain import (chain_lines, chain_stories, chain_table, image_link,
-                                      mapper_by_sentences_after, measure_chain, probe_fit_stories)
+                                      mapper_by_sentences_after, measure_chain, probe_fit_stories,
+                                      restated_lines)
 from gill_lite.evaluate.dialogue import dialogue_items, dialogue_summary, evaluate_dialogues
 from gill_lite.evaluate.figures import dialogue_figure, sentences_after_figure, story_results_figure
 from gill_lite.evaluate.stories import evaluation_stories
@@ -212,7 +213,6 @@ figures["dialogue_attribute_accuracy"] = {k.replace("/", "_"): v["attributes"]["
                                           for k, v in dsum["generation"]["settings"].items() if "attributes" in v}
 if chain is not None:
     figures["chain"] = chain_lines(chain)
-    figures["chain"].update({f"chain.restated_{n}.mapper.{a}": round(v, 4) for n, accs in by_sentences.items()
-                             for a, v in accs.items()})
+    figures["chain"].update(restated_lines(by_sentences))
 record_results(profile, "vist", figures)
 {k: figures[k] for k in ("clip_similarity", "retrieval")}

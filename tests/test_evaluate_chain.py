@@ -168,6 +168,8 @@ def test_mapper_by_sentences_after_and_without_a_caption():
     by_n = chain.mapper_by_sentences_after(model, parts.generator, max_sentences=2)
     assert sorted(by_n) == [0, 1, 2] and all(0.0 <= v <= 1.0 for accs in by_n.values() for v in accs.values())
     assert set(by_n[0]) == {"kind", "colour", "size", "position"}
+    lines = chain.restated_lines(by_n)
+    assert len(lines) == 3 * 4 and lines["chain.restated_2.mapper.kind"] == round(by_n[2]["kind"], 4)
     ev = chain.chain_stories(make_stories(6, seed=0), 8)
     dropped = chain.mapper_kind_without_caption(model, parts.generator, ev, drop=1)
     # with caption 1 left out of a 2-caption story the context is the first caption alone: captions_first_1

@@ -198,6 +198,13 @@ def _mapped(model, states: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     return torch.cat([prompt_embeds(model, states[i : i + batch_size]) for i in range(0, len(states), batch_size)])
 
 
+def _nearest_after(model, space: DescriptionSpace, contexts) -> list:
+    """The mapper's output for the [IMG] states after each of ``contexts``, read as its nearest description."""
+    from ..model.functional import img_states_batch
+
+    return space.nearest(_mapped(model, img_states_batch(model, contexts).states))
+
+
 def mapper_kind_by_captions_read(model, generator, eval_stories, progress: bool = True) -> dict[int, float]:
     """The ``mapper`` link's kind accuracy when GILL reads only each story's first ``k`` captions, for every ``k``.
 
@@ -207,8 +214,6 @@ def mapper_kind_by_captions_read(model, generator, eval_stories, progress: bool 
     number of captions. Raises ValueError if a story's first caption does not name its kind."""
     from tqdm.auto import tqdm
 
-    from ..model.functional import img_states_batch
-
     unnamed = [i for i, s in enumerate(eval_stories) if s.shape.kind not in s.captions[0].lower()]
     if unnamed:
         raise ValueError(f"{len(unnamed)} stories' first caption does not name their kind (first: #{unnamed[0]})")
@@ -216,8 +221,8 @@ def mapper_kind_by_captions_read(model, generator, eval_stories, progress: bool 
     out = {}
     for k in tqdm(range(1, min(len(s.captions) for s in eval_stories) + 1), desc="mapper kind by captions read",
                   disable=not progress):
-        mapped = _mapped(model, img_states_batch(model, [list(s.captions[:k]) for s in eval_stories]).states)
-        out[k] = float(np.mean([p.kind == s.shape.kind for p, s in zip(space.nearest(mapped), eval_stories)]))
+        nearest = _nearest_after(model, space, [list(s.captions[:k]) for s in eval_stories])
+        out[k] = float(np.mean([p.kind == s.shape.kind for p, s in zip(nearest, eval_stories)]))
     return out
 
 
@@ -247,17 +252,21 @@ def mapper_by_sentences_after(model, generator, max_sentences: int = 6, seed: in
 
     It separates what a story's events say from how many sentences it has: if kind falls with ``n`` here, the
     [IMG] states -> mapper link forgets a word with every sentence said after it, whatever the sentences say."""
-    from ..model.functional import img_states_batch
     from ..world.attributes import all_shapes
 
     shapes = list(all_shapes())
     space = description_space(generator)
     out = {}
     for n in range(max_sentences + 1):
-        nearest = space.nearest(_mapped(model, img_states_batch(model, restated_captions(shapes, n, seed)).states))
+        nearest = _nearest_after(model, space, restated_captions(shapes, n, seed))
         out[n] = {a: float(np.mean([getattr(p, a) == getattr(x, a) for p, x in zip(nearest, shapes)]))
                   for a in ATTRIBUTES}
     return out
+
+
+def restated_lines(by_n: dict[int, dict]) -> dict[str, float]:
+    """Flat ``chain.restated_<n>.mapper.<attribute>`` figures from `mapper_by_sentences_after`'s output."""
+    return {f"chain.restated_{n}.mapper.{a}": round(v, 4) for n, accs in by_n.items() for a, v in accs.items()}
 
 
 def mapper_kind_without_caption(model, generator, eval_stories, drop: int = 1) -> float:
@@ -265,15 +274,13 @@ def mapper_kind_without_caption(model, generator, eval_stories, drop: int = 1) -
     names the kind) left out: the same last captions, one sentence fewer. Beside ``captions_first_<k>`` it tells
     the number of sentences apart from what the last ones say. Raises ValueError if ``drop`` is 0 or past a
     story's last caption."""
-    from ..model.functional import img_states_batch
-
     if drop < 1:
         raise ValueError("the first caption names the kind; drop a later one (drop >= 1)")
     short = [i for i, s in enumerate(eval_stories) if len(s.captions) <= drop]
     if short:
         raise ValueError(f"{len(short)} stories have no caption {drop} to leave out (first: #{short[0]})")
     contexts = [[c for i, c in enumerate(s.captions) if i != drop] for s in eval_stories]
-    nearest = description_space(generator).nearest(_mapped(model, img_states_batch(model, contexts).states))
+    nearest = _nearest_after(model, description_space(generator), contexts)
     return float(np.mean([p.kind == s.shape.kind for p, s in zip(nearest, eval_stories)]))
 
 
