@@ -11,6 +11,8 @@ Besides the three VIST settings, the diagnostic ``captions_described`` (each con
 caption: a visual prefix that read images perfectly) unless ``--no-described``. And
 ``chain.captions_first_<k>.mapper.kind``: the mapper link's kind after only the first k captions (no images;
 the first caption names the kind, so every k determines it): how fast that link forgets;
+``chain.captions_first_<k>.lm.end_mass``: the frozen LM's next-token probability of ending the text (``</s>`` or
+a question) after the first k captions, the state GILL's [IMG] tokens follow;
 ``chain.captions_without_caption_2.mapper.kind``, the same after all 5 captions but the second (the same last
 captions, one sentence fewer); and ``chain.restated_<n>.mapper.<attribute>``, no story at all: every world
 shape's caption followed by n sentences restating its colour, size or position (`restated_captions`), which tells
@@ -49,9 +51,10 @@ def main(argv=None) -> dict:
     import torch
 
     from gill_lite.backbones import load_frozen_parts
-    from gill_lite.evaluate.chain import (DESCRIBED, chain_lines, chain_stories, mapper_by_sentences_after,
-                                          mapper_kind_by_captions_read, mapper_kind_without_caption,
-                                          mapper_recentred, measure_chain, probe_fit_stories, restated_lines)
+    from gill_lite.evaluate.chain import (DESCRIBED, chain_lines, chain_stories, lm_end_mass_by_captions_read,
+                                          mapper_by_sentences_after, mapper_kind_by_captions_read,
+                                          mapper_kind_without_caption, mapper_recentred, measure_chain,
+                                          probe_fit_stories, restated_lines)
     from gill_lite.evaluate.contexts import SETTINGS
     from gill_lite.train.data import training_set
     from gill_lite.train.loop import load_gill
@@ -73,6 +76,8 @@ def main(argv=None) -> dict:
     figures = {"profile": profile.name, "stories": n_eval, "fit_stories": len(fit), **chain_lines(chain)}
     by_k = mapper_kind_by_captions_read(model, parts.generator, evaluation)
     figures.update({f"chain.captions_first_{k}.mapper.kind": round(v, 4) for k, v in by_k.items()})
+    ends = lm_end_mass_by_captions_read(model, evaluation)
+    figures.update({f"chain.captions_first_{k}.lm.end_mass": round(v, 4) for k, v in ends.items()})
     figures["chain.captions_without_caption_2.mapper.kind"] = round(
         mapper_kind_without_caption(model, parts.generator, evaluation, drop=1), 4)
     figures.update(restated_lines(mapper_by_sentences_after(model, parts.generator)))

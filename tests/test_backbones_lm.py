@@ -36,7 +36,8 @@ def test_tokenizer_covers_world_texts_and_prepends_bos():
 
     tok = build_tiny_tokenizer(world_words())
     ci = get_profile("ci")
-    texts = lm_pretraining_texts(ci.world, standin_recipe(ci).lm.n_stories)[::25]
+    recipe = standin_recipe(ci).lm
+    texts = lm_pretraining_texts(ci.world, recipe.n_stories, recipe.story_frames)[::25]
     for text in texts:
         ids = tok(text).input_ids
         assert ids[0] == tok.bos_token_id == tok.eos_token_id == 1

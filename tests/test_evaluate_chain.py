@@ -69,6 +69,28 @@ def test_mapper_kind_by_captions_read_matches_the_mapper_link_at_five_captions()
         chain.mapper_kind_by_captions_read(model, parts.generator, ev, progress=False)
 
 
+def test_lm_end_mass_is_the_frozen_lms_own_next_token_probability_of_ending():
+    """Against the LM run on plain token ids (one BOS, the captions' words): GILL's [IMG] rows play no part."""
+    parts = tiny_parts()
+    model = GillModel.build(parts, tiny_train_cfg())
+    stories = make_stories(3, seed=0)
+    by_k = chain.lm_end_mass_by_captions_read(model, stories)
+    assert sorted(by_k) == [1, 2, 3, 4, 5]
+    with torch.no_grad():
+        for k in (1, 5):
+            masses = []
+            for s in stories:
+                ids = [model.bos_id] + [t for c in s.captions[:k] for t in model.tokenize(c)]
+                p = torch.softmax(model.lm(torch.tensor([ids])).logits[0, -1].float(), -1)
+                masses.append((p[model.bos_id] + p[model.tokenize("q")[0]]).item())
+            assert by_k[k] == pytest.approx(sum(masses) / len(masses), abs=1e-5)
+    with torch.no_grad():
+        model.img_tokens.rows.add_(5.0)  # the [IMG] rows move; the LM's own distribution does not
+    assert chain.lm_end_mass_by_captions_read(model, stories) == pytest.approx(by_k, abs=1e-6)
+    with pytest.raises(ValueError, match="not one"):
+        chain.lm_end_mass_by_captions_read(model, stories, end_words=("the circle",))
+
+
 def test_described_input_replaces_each_image_by_its_frames_caption():
     from gill_lite.evaluate.stories import from_world_story
     from gill_lite.world.captions import caption_shape

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from gill_lite.world.attributes import ATTRIBUTES, VALUES
-from gill_lite.world.stories import IMAGE_ONLY, SETTINGS, _infer, _unknown, information_ceiling, make_stories
+from gill_lite.world.stories import (IMAGE_ONLY, N_FRAMES, SETTINGS, _infer, _unknown, information_ceiling, lm_story_frames,
+                                     make_lm_stories, make_stories, make_story)
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +86,29 @@ def test_round_trip_dict(stories):
     from gill_lite.world.stories import Story
 
     assert Story.from_dict(stories[1].to_dict()) == stories[1]
+
+
+def test_lm_stories_vary_in_length_and_share_their_opening_with_the_five_frame_story():
+    """The LM stand-in's stories have `lm_story_frames` frames (seeded, every length of the range drawn), each a
+    story of the same stream whose frames before the last are those of its five-frame version; the evaluation
+    stories keep five."""
+    frames = lm_story_frames(700, seed=0, frames=(2, 8))
+    assert frames == lm_story_frames(700, seed=0, frames=(2, 8)) and set(frames) == set(range(2, 9))
+    assert lm_story_frames(50, seed=1, frames=(2, 8)) != lm_story_frames(50, seed=0, frames=(2, 8))
+    stories = make_lm_stories(40, seed=0, frames=(2, 8))
+    five = make_stories(40, 0, "lm")
+    for story, length, base in zip(stories, frames, five):
+        assert len(story.frames) == len(story.captions) == len(story.events) == length
+        assert story.id == base.id and story.events[-1] not in IMAGE_ONLY
+        shared = min(length, N_FRAMES) - 1
+        assert story.captions[:shared] == base.captions[:shared]
+    assert [s.captions for s in make_lm_stories(40, seed=0)] == [s.captions for s in five]  # default: five frames
+    assert all(len(s.frames) == N_FRAMES for s in make_stories(20, 0, "eval"))
+
+
+def test_story_lengths_out_of_range_are_refused():
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        make_story(0, n_frames=1)
+    for bad in ((1, 5), (6, 5)):
+        with pytest.raises(ValueError, match="2 <= low <= high"):
+            lm_story_frames(3, seed=0, frames=bad)

@@ -3,11 +3,12 @@ from gill_lite.backbones.recipes import standin_recipe
 from gill_lite.config import get_profile
 from gill_lite.world.corpus import SPLIT_STREAM, heldout_shapes, make_corpus
 from gill_lite.world.prompts import make_decision_prompts
-from gill_lite.world.stories import STORY_STREAMS, make_stories
+from gill_lite.world.stories import STORY_STREAMS, make_lm_stories, make_stories
 from gill_lite.world.streams import EVALUATION_STREAMS, STREAMS, TRAINING_STREAMS, stream_id
 from gill_lite.world.text import lm_pretraining_texts
 
-N_LM_STORIES = standin_recipe(get_profile("ci")).lm.n_stories  # the stories the ci LM stand-in reads
+LM_RECIPE = standin_recipe(get_profile("ci")).lm
+N_LM_STORIES, LM_FRAMES = LM_RECIPE.n_stories, LM_RECIPE.story_frames  # the stories the ci LM stand-in reads
 
 
 def test_stream_ids_are_distinct_and_documented():
@@ -35,17 +36,17 @@ def test_heldout_combinations_never_in_training_corpus_or_lm_captions():
         assert not {e.shape for e in corpus[split]} & held, split
     assert {e.shape for e in corpus["heldout"]} <= held
     # the LM's caption part is exactly the train split's captions
-    texts = lm_pretraining_texts(world, N_LM_STORIES)
+    texts = lm_pretraining_texts(world, N_LM_STORIES, LM_FRAMES)
     assert texts[: world.n_train] == [e.caption for e in corpus["train"]]
 
 
 def test_training_streams_never_produce_evaluation_data():
     world = get_profile("ci").world
     eval_stories = make_stories(world.n_stories, world.seed, "eval")
-    lm_stories = make_stories(N_LM_STORIES, world.seed, "lm")
+    lm_stories = make_lm_stories(N_LM_STORIES, world.seed, frames=LM_FRAMES)
     assert not {s.text for s in eval_stories} & {s.text for s in lm_stories}
     assert all(s.id.startswith("eval-") for s in eval_stories)
-    texts = set(lm_pretraining_texts(world, N_LM_STORIES))
+    texts = set(lm_pretraining_texts(world, N_LM_STORIES, LM_FRAMES))
     assert not {s.text for s in eval_stories} & texts
     # novel decision prompts ask for combinations no training image shows
     train = {e.shape for e in make_corpus(world)["train"]}
@@ -60,7 +61,7 @@ def test_no_evaluation_story_or_image_reaches_the_lm_or_gill():
 
     profile = get_profile("ci")
     world = profile.world
-    texts = lm_pretraining_texts(world, N_LM_STORIES)
+    texts = lm_pretraining_texts(world, N_LM_STORIES, LM_FRAMES)
     assert all(isinstance(t, str) for t in texts) and not any("[IMG" in t for t in texts)
     eval_stories = make_stories(world.n_stories, world.seed, "eval")
     joined = "\n".join(texts)
@@ -100,6 +101,6 @@ def test_gill_img_side_reads_restyled_captions_of_the_same_shapes():
     assert world_caption_set(profile).img_texts == train.img_texts  # seeded
     test = world_caption_set(profile, "test")
     assert test.img_texts == test.captions
-    lm_text = "\n".join(lm_pretraining_texts(profile.world, N_LM_STORIES))
+    lm_text = "\n".join(lm_pretraining_texts(profile.world, N_LM_STORIES, LM_FRAMES))
     assert not any(t in lm_text for t, _ in styled)  # the LM stand-in never read a restyled caption
 

@@ -13,7 +13,8 @@ from gill_lite.world.stories import make_stories
 from gill_lite.world.text import lm_pretraining_texts, word_tokens, world_vocabulary
 
 CI = get_profile("ci").world
-N_LM_STORIES = standin_recipe(get_profile("ci")).lm.n_stories  # the LM stand-in's stories
+LM_RECIPE = standin_recipe(get_profile("ci")).lm
+N_LM_STORIES, LM_FRAMES = LM_RECIPE.n_stories, LM_RECIPE.story_frames  # the LM stand-in's stories
 
 
 def test_word_tokens():
@@ -24,7 +25,7 @@ def test_word_tokens():
 def test_every_world_text_is_in_the_vocabulary():
     vocab = world_vocabulary()
     assert vocab == world_vocabulary() and len(vocab) == len(set(vocab))  # deterministic, no repeats
-    texts = lm_pretraining_texts(CI, N_LM_STORIES)
+    texts = lm_pretraining_texts(CI, N_LM_STORIES, LM_FRAMES)
     texts += [p.text for p in make_decision_prompts(300)] + [s.text for s in make_stories(100)]
     unknown = {t for text in texts for t in word_tokens(text)} - set(vocab)
     assert not unknown
@@ -48,12 +49,12 @@ def test_every_restyled_caption_is_in_the_vocabulary_and_fits_the_img_sequence()
 
 
 def test_lm_texts_hold_captions_stories_dialogues_but_no_eval_story():
-    texts = lm_pretraining_texts(CI, N_LM_STORIES)
+    texts = lm_pretraining_texts(CI, N_LM_STORIES, LM_FRAMES)
     assert len(texts) == CI.n_train + N_LM_STORIES + CI.n_dialogues
     assert any(t.startswith("Q:") or "\nQ: " in t for t in texts)
     eval_texts = {s.text for s in make_stories(CI.n_stories, CI.seed, "eval")}
     assert not eval_texts & set(texts)
-    assert lm_pretraining_texts(CI, N_LM_STORIES) == texts  # seeded
+    assert lm_pretraining_texts(CI, N_LM_STORIES, LM_FRAMES) == texts  # seeded
 
 
 def test_dialogue_answers_come_from_the_scene():

@@ -175,7 +175,7 @@ def pretrain_language_model(profile, recipe, out_dir, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     tokenizer = build_tiny_tokenizer(world_words(), model_max_length=cfg.max_positions)
     model = OPTForCausalLM(tiny_opt_config(cfg, len(tokenizer)))
-    texts = lm_pretraining_texts(profile.world, cfg.n_stories)
+    texts = lm_pretraining_texts(profile.world, cfg.n_stories, tuple(cfg.story_frames))
     block = min(cfg.block_size, cfg.max_positions)
     data = _pack(texts, tokenizer, block)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.01)
@@ -207,7 +207,8 @@ def pretrain_language_model(profile, recipe, out_dir, log=print) -> dict:
     write_model_card(
         out_dir, title="Language model stand-in (OPT architecture)",
         config=dict(vars(cfg)) | {"vocab_size": len(tokenizer), "parameters": n_params, "block": block},
-        data=f"`lm_pretraining_texts(world, {cfg.n_stories})`: {len(texts)} texts (train-split captions, narrated 'lm'-stream stories, "
+        data=f"`lm_pretraining_texts(world, {cfg.n_stories}, {tuple(cfg.story_frames)})`: {len(texts)} texts (train-split captions, "
+             f"narrated 'lm'-stream stories of {cfg.story_frames[0]}-{cfg.story_frames[1]} frames, "
              f"Q/A dialogues), packed into {len(data)} blocks of {block} tokens",
         recipe=f"AdamW lr {cfg.lr}, betas (0.9, 0.95), wd 0.01, warm-up {warmup} then cosine, {cfg.pretrain_steps} "
                f"steps of batch {cfg.batch_size}, seed {cfg.seed}, {train_s / 60:.1f} min on CPU",

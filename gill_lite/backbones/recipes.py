@@ -32,6 +32,8 @@ class LanguageModelRecipe:
     lr: float = 1.5e-3
     seed: int = 0
     n_stories: int = 16000  # narrated stories only the LM stand-in reads (the "lm" seed stream)
+    # frames per narrated story, uniform in [low, high]: of five frames only, the LM knew a fifth event ends a story
+    story_frames: tuple[int, int] = (2, 8)
 
 
 @dataclass(frozen=True)

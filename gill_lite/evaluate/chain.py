@@ -226,6 +226,34 @@ def mapper_kind_by_captions_read(model, generator, eval_stories, progress: bool 
     return out
 
 
+END_WORDS = ("q",)  # besides </s>: a story in the LM's pretraining may end in questions ("Q: ..."; narration.py)
+
+
+@torch.no_grad()
+def lm_end_mass_by_captions_read(model, eval_stories, end_words=END_WORDS) -> dict[int, float]:
+    """The frozen LM's next-token probability of ending the story (``</s>``, or a word of ``end_words`` that opens
+    what follows a story in its pretraining) after each story's first ``k`` captions, averaged over the stories,
+    for every ``k``. GILL's ``[IMG]`` tokens follow that state: an LM that expects the text to end there puts them
+    where no ``[IMG]`` text of GILL's training ever put them. Raises ValueError if a word is not one token."""
+    from ..model.functional import context_embeds
+
+    ends = [model.bos_id]
+    for word in end_words:
+        ids = model.tokenize(word)
+        if len(ids) != 1:
+            raise ValueError(f"end word {word!r} is {len(ids)} tokens, not one")
+        ends += ids
+    head = model.lm.get_output_embeddings()
+    out = {}
+    for k in range(1, min(len(s.captions) for s in eval_stories) + 1):
+        masses = []
+        for s in eval_stories:
+            hidden, _, _ = model.lm_forward(context_embeds(model, list(s.captions[:k]))[None])
+            masses.append(torch.softmax(head(hidden[0, -1]).float(), -1)[ends].sum().item())
+        out[k] = float(np.mean(masses))
+    return out
+
+
 RESTATEMENTS = {"colour": "It is {colour}.", "size": "It is {size}.", "position": "It is {where}."}
 
 

@@ -182,16 +182,22 @@ def _determined(belief: Belief) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------- stories
-def make_story(index: int, seed: int = 0, stream: str = "eval", image_size: int = 32) -> Story:
-    """The ``index``-th story of a stream, drawn from its own seed ``(seed, stream id, index)``."""
+def make_story(index: int, seed: int = 0, stream: str = "eval", image_size: int = 32, n_frames: int = N_FRAMES) -> Story:
+    """The ``index``-th story of a stream, drawn from its own seed ``(seed, stream id, index)``.
+
+    ``n_frames`` other than 5 is for the LM stand-in's pretraining only (`lm_story_frames`): the evaluation
+    stories, like VIST's, have five. Only the last event's weights depend on ``n_frames``, so a story's frames
+    before its last are those of the same story told longer."""
     if stream not in STORY_STREAMS:
         raise ValueError(f"unknown story stream {stream!r}; expected one of {tuple(STORY_STREAMS)}")
+    if n_frames < 2:
+        raise ValueError(f"a story needs at least 2 frames (a start and an event), got n_frames={n_frames}")
     rng = np.random.default_rng([seed, stream_id(STORY_STREAMS[stream]), index])
     shapes = all_shapes()
     shape = shapes[int(rng.integers(len(shapes)))]
     states, captions, events, steps = [shape], [caption_shape(shape, int(rng.integers(len(SINGLE_TEMPLATES))))], ["start"], []
-    for frame in range(1, N_FRAMES):
-        weights = LAST_WEIGHTS if frame == N_FRAMES - 1 else MIDDLE_WEIGHTS
+    for frame in range(1, n_frames):
+        weights = LAST_WEIGHTS if frame == n_frames - 1 else MIDDLE_WEIGHTS
         valid = _valid_events(shape, weights)
         p = np.array([weights[e] for e in valid])
         event = valid[int(rng.choice(len(valid), p=p / p.sum()))]
@@ -217,8 +223,28 @@ def make_story(index: int, seed: int = 0, stream: str = "eval", image_size: int 
 
 
 def make_stories(n: int, seed: int = 0, stream: str = "eval", image_size: int = 32) -> list[Story]:
-    """``n`` stories of ``stream`` ("eval": evaluation only; "lm": the LM stand-in's pretraining)."""
+    """``n`` five-frame stories of ``stream`` ("eval": evaluation only; "lm": the LM stand-in's pretraining)."""
     return [make_story(i, seed, stream, image_size) for i in range(n)]
+
+
+def lm_story_frames(n: int, seed: int, frames: tuple[int, int]) -> list[int]:
+    """How many frames each of the LM stand-in's first ``n`` stories has: uniform in ``frames`` (inclusive),
+    each from its own seed ``(seed, "stories/length" stream, index)``.
+
+    Web text tells stories of every length; an LM that only ever read five-frame stories knows that a story's
+    fifth event sentence ends it: the tiny LM stand-in so trained put 0.46 of its next-token mass on ``</s>`` or a
+    question after an evaluation story's five captions, 0.002 after its first four
+    (`gill_lite.evaluate.chain.lm_end_mass_by_captions_read`), and GILL's ``[IMG]`` tokens after a story follow
+    that state."""
+    lo, hi = frames
+    if not 2 <= lo <= hi:
+        raise ValueError(f"story frames must satisfy 2 <= low <= high, got {frames}")
+    return [int(np.random.default_rng([seed, stream_id("stories/length"), i]).integers(lo, hi + 1)) for i in range(n)]
+
+
+def make_lm_stories(n: int, seed: int = 0, image_size: int = 32, frames: tuple[int, int] = (N_FRAMES, N_FRAMES)) -> list[Story]:
+    """The LM stand-in's ``n`` "lm"-stream stories, of `lm_story_frames` lengths (five frames each by default)."""
+    return [make_story(i, seed, "lm", image_size, k) for i, k in enumerate(lm_story_frames(n, seed, frames))]
 
 
 def information_ceiling(stories: list[Story]) -> dict[str, dict[str, float]]:

@@ -15,6 +15,7 @@ STREAMS: dict[str, int] = {
     "stories/eval": 11,  # evaluation stories (the VIST stand-in): no training stage reads them
     "stories/lm": 12,  # stories only the language-model stand-in reads in its pretraining
     "stories/narration": 13,  # restatements and questions added to the "lm" stories (world/narration.py)
+    "stories/length": 14,  # how many frames each "lm" story has (world/stories.py: lm_story_frames)
     "corpus/restyle": 5,  # which of GILL's corpus captions its [IMG] side reads restyled (world/captions.py)
     "prompts": 21,  # decision prompts (the PartiPrompts stand-in)
     "dialogue": 31,  # Q/A dialogues, read by the LM stand-in
@@ -23,7 +24,7 @@ STREAMS: dict[str, int] = {
 }
 
 # What training stages read (GILL's stages: corpus train split; the LM stand-in: its texts).
-TRAINING_STREAMS = ("corpus/train", "corpus/restyle", "stories/lm", "stories/narration", "dialogue")
+TRAINING_STREAMS = ("corpus/train", "corpus/restyle", "stories/lm", "stories/narration", "stories/length", "dialogue")
 # What only evaluation reads.
 EVALUATION_STREAMS = ("corpus/val", "corpus/test", "corpus/heldout", "stories/eval", "prompts", "judges")
 

@@ -16,7 +16,7 @@ from .corpus import make_split
 from .dialogue import dialogue_vocabulary_texts, make_dialogues
 from .narration import narrated_stories, narration_vocabulary_texts
 from .prompts import PROMPT_TEMPLATES
-from .stories import make_stories, story_vocabulary_texts
+from .stories import N_FRAMES, make_lm_stories, story_vocabulary_texts
 
 _TOKEN = re.compile(r"[a-z]+|[^\sa-z]")
 _FIELD = re.compile(r"\{[a-z_]+\}")
@@ -27,12 +27,13 @@ def word_tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def lm_pretraining_texts(world_cfg, n_stories: int) -> list[str]:
-    """Captions of the train split, then ``n_stories`` narrated "lm"-stream stories (the LM stand-in's recipe,
-    `gill_lite.backbones.recipes`), then dialogues."""
+def lm_pretraining_texts(world_cfg, n_stories: int, story_frames: tuple[int, int] = (N_FRAMES, N_FRAMES)) -> list[str]:
+    """Captions of the train split, then ``n_stories`` narrated "lm"-stream stories of ``story_frames`` frames
+    (`gill_lite.world.stories.lm_story_frames`; the LM stand-in's recipe, `gill_lite.backbones.recipes`), then
+    dialogues."""
     captions = [e.caption for e in make_split("train", world_cfg.n_train, world_cfg.seed, world_cfg.heldout_fraction, world_cfg.image_size)]
-    stories = narrated_stories(make_stories(n_stories, world_cfg.seed, stream="lm",
-                                            image_size=world_cfg.image_size), world_cfg.seed)
+    stories = narrated_stories(make_lm_stories(n_stories, world_cfg.seed, world_cfg.image_size, story_frames),
+                               world_cfg.seed)
     dialogues = [d.text for d in make_dialogues(world_cfg.n_dialogues, world_cfg.seed, world_cfg.image_size)]
     return captions + stories + dialogues
 
