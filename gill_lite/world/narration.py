@@ -13,7 +13,7 @@ sentence is predictable without knowing the scene), so the LM stand-in reads "lm
 Only "lm"-stream stories are narrated (the evaluation stories are never read by any training), no image and no
 ``[IMG]`` token appears, and the restatements use the same words as every other world text. The randomness of
 the narration has a stream of its own (``stories/narration``), so the stories themselves are the same as
-``make_stories(..., stream="lm")``.
+``make_lm_stories`` (2 to 8 frames in the LM stand-in's recipe, as web stories vary in length).
 """
 from __future__ import annotations
 
