@@ -95,14 +95,14 @@ def test_lm_stories_vary_in_length_and_share_their_opening_with_the_five_frame_s
     frames = lm_story_frames(700, seed=0, frames=(2, 8))
     assert frames == lm_story_frames(700, seed=0, frames=(2, 8)) and set(frames) == set(range(2, 9))
     assert lm_story_frames(50, seed=1, frames=(2, 8)) != lm_story_frames(50, seed=0, frames=(2, 8))
-    stories = make_lm_stories(40, seed=0, frames=(2, 8))
+    stories = make_lm_stories(40, 0, 32, (2, 8))
     five = make_stories(40, 0, "lm")
     for story, length, base in zip(stories, frames, five):
         assert len(story.frames) == len(story.captions) == len(story.events) == length
         assert story.id == base.id and story.events[-1] not in IMAGE_ONLY
         shared = min(length, N_FRAMES) - 1
         assert story.captions[:shared] == base.captions[:shared]
-    assert [s.captions for s in make_lm_stories(40, seed=0)] == [s.captions for s in five]  # default: five frames
+    assert [s.captions for s in make_lm_stories(40, 0, 32, (5, 5))] == [s.captions for s in five]  # five: make_stories
     assert all(len(s.frames) == N_FRAMES for s in make_stories(20, 0, "eval"))
 
 

@@ -43,7 +43,7 @@ def test_heldout_combinations_never_in_training_corpus_or_lm_captions():
 def test_training_streams_never_produce_evaluation_data():
     world = get_profile("ci").world
     eval_stories = make_stories(world.n_stories, world.seed, "eval")
-    lm_stories = make_lm_stories(N_LM_STORIES, world.seed, frames=LM_FRAMES)
+    lm_stories = make_lm_stories(N_LM_STORIES, world.seed, world.image_size, LM_FRAMES)
     assert not {s.text for s in eval_stories} & {s.text for s in lm_stories}
     assert all(s.id.startswith("eval-") for s in eval_stories)
     texts = set(lm_pretraining_texts(world, N_LM_STORIES, LM_FRAMES))

@@ -244,14 +244,13 @@ def lm_end_mass_by_captions_read(model, eval_stories, end_words=END_WORDS) -> di
             raise ValueError(f"end word {word!r} is {len(ids)} tokens, not one")
         ends += ids
     head = model.lm.get_output_embeddings()
-    out = {}
-    for k in range(1, min(len(s.captions) for s in eval_stories) + 1):
-        masses = []
-        for s in eval_stories:
-            hidden, _, _ = model.lm_forward(context_embeds(model, list(s.captions[:k]))[None])
-            masses.append(torch.softmax(head(hidden[0, -1]).float(), -1)[ends].sum().item())
-        out[k] = float(np.mean(masses))
-    return out
+    n_k = min(len(s.captions) for s in eval_stories)
+    masses = []
+    for s in eval_stories:  # the LM is causal: one pass over all captions gives the state after each prefix
+        hidden, _, _ = model.lm_forward(context_embeds(model, list(s.captions[:n_k]))[None])
+        last = np.cumsum([len(ids) for ids in model.tokenize_batch(s.captions[:n_k])])  # BOS: token 0, so no -1
+        masses.append(torch.softmax(head(hidden[0, last]).float(), -1)[:, ends].sum(-1))
+    return {k + 1: float(m) for k, m in enumerate(torch.stack(masses).mean(0))}
 
 
 RESTATEMENTS = {"colour": "It is {colour}.", "size": "It is {size}.", "position": "It is {where}."}

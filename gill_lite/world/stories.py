@@ -242,8 +242,8 @@ def lm_story_frames(n: int, seed: int, frames: tuple[int, int]) -> list[int]:
     return [int(np.random.default_rng([seed, stream_id("stories/length"), i]).integers(lo, hi + 1)) for i in range(n)]
 
 
-def make_lm_stories(n: int, seed: int = 0, image_size: int = 32, frames: tuple[int, int] = (N_FRAMES, N_FRAMES)) -> list[Story]:
-    """The LM stand-in's ``n`` "lm"-stream stories, of `lm_story_frames` lengths (five frames each by default)."""
+def make_lm_stories(n: int, seed: int, image_size: int, frames: tuple[int, int]) -> list[Story]:
+    """The LM stand-in's ``n`` "lm"-stream stories, of `lm_story_frames` lengths (its recipe's ``story_frames``)."""
     return [make_story(i, seed, "lm", image_size, k) for i, k in enumerate(lm_story_frames(n, seed, frames))]
 
 

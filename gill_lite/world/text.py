@@ -16,7 +16,7 @@ from .corpus import make_split
 from .dialogue import dialogue_vocabulary_texts, make_dialogues
 from .narration import narrated_stories, narration_vocabulary_texts
 from .prompts import PROMPT_TEMPLATES
-from .stories import N_FRAMES, make_lm_stories, story_vocabulary_texts
+from .stories import make_lm_stories, story_vocabulary_texts
 
 _TOKEN = re.compile(r"[a-z]+|[^\sa-z]")
 _FIELD = re.compile(r"\{[a-z_]+\}")
@@ -27,7 +27,7 @@ def word_tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def lm_pretraining_texts(world_cfg, n_stories: int, story_frames: tuple[int, int] = (N_FRAMES, N_FRAMES)) -> list[str]:
+def lm_pretraining_texts(world_cfg, n_stories: int, story_frames: tuple[int, int]) -> list[str]:
     """Captions of the train split, then ``n_stories`` narrated "lm"-stream stories of ``story_frames`` frames
     (`gill_lite.world.stories.lm_story_frames`; the LM stand-in's recipe, `gill_lite.backbones.recipes`), then
     dialogues."""
