@@ -27,8 +27,9 @@
 # No image is ever generated during training: the generator's own text encoder is the teacher, and its outputs
 # are computed once and cached. At inference the mapper's output goes to the generator as `prompt_embeds`.
 #
-# This notebook trains the mapper (from the 02 checkpoint) and compares images generated *through GILL* with the
-# generator given the true caption (the ceiling GILL can reach), scored by the exact attribute probe.
+# This notebook goes on training the mapper (begun beside the `[IMG]` rows in 02, from its checkpoint) and
+# compares images generated *through GILL* with the generator given the true caption (the ceiling GILL can
+# reach), scored by the exact attribute probe.
 
 # %% tags=["parameters"]
 import os

@@ -24,8 +24,8 @@
 # The image side is applied once to a collection: the **retrieval index** (safetensors: embeddings + ids). A
 # query is any context followed by `[IMG0..7]`; its `[IMG0]` embedding is scored against the index.
 #
-# This notebook trains the heads (from the 03 checkpoint, so the result holds the whole model), indexes a pool
-# of fresh test images, and measures text-to-image recall@k. A caption names only the attributes, and a pool holds
+# This notebook goes on training the heads, begun beside the `[IMG]` rows in stage 02 (from the 03 checkpoint, so
+# the result holds the whole model), indexes a pool of fresh test images, and measures text-to-image recall@k. A caption names only the attributes, and a pool holds
 # several renders of the same attributes (differing in a few pixels of jitter), so even a perfect retriever ties:
 # the *oracle ceiling* printed beside each recall is the expected recall of one that knows the attributes exactly.
 
@@ -98,9 +98,9 @@ fig
 
 # %% [markdown]
 # ## The joint run: every part learns from every loss
-# Until now each stage trained one part with one loss, and the `[IMG]` rows were shaped by stage 02 alone. In the
-# paper all four losses are summed at every step, so the rows also learn from the generation and retrieval losses,
-# through the frozen LM: they learn to *gather* what the mapper and the heads need from the context before them,
+# Until now each stage trained its parts on its losses, and the `[IMG]` rows were shaped by stage 02 alone, in 200
+# steps, before the mapper and the heads had learned much. In the paper all four losses are summed at every step,
+# so the rows go on learning from the generation and retrieval losses, through the frozen LM: they learn to *gather* what the mapper and the heads need from the context before them,
 # not only to be predicted after a caption. With pairs of captions in every loss (`BOS caption_a [IMG0..7]
 # caption_b [IMG0..7]`), that is where GILL learns that the `[IMG]` states after earlier context must describe the
 # latest caption, the skill a story needs (notebook 06). `train.joint_from` starts this run from the staged

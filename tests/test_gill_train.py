@@ -164,6 +164,33 @@ def test_train_stage_finds_finished_checkpoint(runs, capsys):
     assert "Found finished checkpoint" in capsys.readouterr().out and loop.stage_dir(prof, "captioning") == first
 
 
+def test_img_tokens_stage_trains_the_rows_with_the_losses_that_read_their_states(runs):
+    """Stage 02's [IMG] rows learn from the generation and retrieval losses, which read the [IMG] states, beside
+    the prediction loss, as in the paper; the mapper and heads learn with them, the prefix stays as captioning left it."""
+    parts = tiny_parts()
+    prof = small_profile(steps=4)
+    model = loop.train_stage(prof, "img_tokens", parts, progress=False)
+    before = GillModel.from_trainable(loop.stage_dir(prof, "captioning"), parts)
+    assert not torch.equal(before.img_tokens.rows, model.img_tokens.rows)
+    assert not torch.equal(before.retrieval.text.weight, model.retrieval.text.weight)
+    assert not torch.equal(before.retrieval.image.weight, model.retrieval.image.weight)
+    assert not all(torch.equal(a, b) for a, b in zip(before.mapper.parameters(), model.mapper.parameters()))
+    assert torch.equal(before.prefix.proj.weight, model.prefix.proj.weight)
+    assert set(loop.read_log(loop.stage_dir(prof, "img_tokens"))[0]) >= {"img", "gen", "ret"}
+
+
+def test_a_stages_losses_and_parts_enter_its_fingerprint(monkeypatch):
+    """A finished stage trained on other losses (or parts) is another configuration, not one to load."""
+    prof, names = small_profile(), {"lm": "a", "image_encoder": "b", "generator": "c"}
+    base = {s: loop.stage_fingerprint(prof, s, names) for s in loop.STAGES}
+    monkeypatch.setitem(loop.STAGE_LOSSES, "img_tokens", ("img",))
+    fewer_losses = {s: loop.stage_fingerprint(prof, s, names) for s in loop.STAGES}
+    assert fewer_losses["captioning"] == base["captioning"]
+    assert all(fewer_losses[s] != base[s] for s in ("img_tokens", "generation", "retrieval"))  # chained
+    monkeypatch.setitem(loop.STAGE_PARTS, "retrieval", ("retrieval", "mapper"))
+    assert loop.stage_fingerprint(prof, "retrieval", names) != fewer_losses["retrieval"]
+
+
 def test_a_stage_wanted_twice_at_once_is_trained_once(runs, monkeypatch):
     """Two callers (a notebook and a bench) wanting the same unfinished stage: the second waits for the first's
     checkpoint and loads it, instead of training the stage again and overwriting it."""

@@ -62,7 +62,7 @@ PREVIOUS = {"captioning": None, "img_tokens": "captioning", "generation": "img_t
             "joint": None}
 STAGE_PARTS = {
     "captioning": ("prefix",),
-    "img_tokens": ("img_tokens",),
+    "img_tokens": ("img_tokens", "mapper", "retrieval"),  # the mapper and heads learn beside the rows (steps.py)
     "generation": ("mapper",),
     "retrieval": ("retrieval",),
     "joint": ("prefix", "img_tokens", "mapper", "retrieval"),
@@ -142,7 +142,8 @@ def make_optimizer(named: dict, train_cfg) -> torch.optim.AdamW:
 
 
 def fingerprint(profile, stage: str, frozen_names: dict, previous: str | None = None) -> str:
-    """What a finished stage depends on: the recipe, the data, the frozen parts and the previous stage."""
+    """What a finished stage depends on: the recipe (with the stage's losses and trained parts), the data, the
+    frozen parts and the previous stage."""
     data = world_identity(profile) if profile.uses_world else dataclasses.asdict(profile.data)
     if profile.uses_world and {"img", "gen", "ret"} & set(STAGE_LOSSES[stage]):
         from ..world.captions import RESTYLE_P, STYLE_TEMPLATES
@@ -156,7 +157,8 @@ def fingerprint(profile, stage: str, frozen_names: dict, previous: str | None = 
         train.pop("caption_pairs")  # the default, or a stage without the captioning loss: fingerprints as before
     train["steps"] = steps_for(profile.train, stage)
     train["decay_every"] = decay_every_for(profile.train, stage)
-    blob = {"stage": stage, "train": train, "data": data, "frozen": frozen_names, "previous": previous}
+    blob = {"stage": stage, "train": train, "data": data, "frozen": frozen_names, "previous": previous,
+            "losses": list(STAGE_LOSSES[stage]), "parts": list(STAGE_PARTS[stage])}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
