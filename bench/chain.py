@@ -21,7 +21,10 @@ is not GILL, ``chain.<setting>.mapper_recentred.<attribute>`` for the captions s
 every story's [IMG] states are moved by one offset, the corpus texts' mean [IMG] state minus the probe-fit
 ("lm"-stream, unlabelled) stories' (`gill_lite.evaluate.chain.recentred_states`): what the mapper reads once the
 stories' states sit, on average, where its training texts' did.
-Probes are fitted on "lm"-stream stories. Uses the trained GILL (trains what is missing). Prints
+And ``corpus.img_probe.<img0|mean>.<attribute>``: linear probes on the [IMG] states after corpus captions (fitted
+on train captions, scored on 1,000 test captions), the ``[IMG0]`` state that the retrieval head reads and the
+mean of the 8 (`gill_lite.evaluate.stages.img_state_probe`).
+The story probes are fitted on "lm"-stream stories. Uses the trained GILL (trains what is missing). Prints
 ``name: value`` lines; writes ``runs/bench/chain.json``.
 """
 from __future__ import annotations
@@ -56,8 +59,10 @@ def main(argv=None) -> dict:
                                           mapper_kind_without_caption, mapper_recentred, measure_chain,
                                           probe_fit_stories, restated_lines)
     from gill_lite.evaluate.contexts import SETTINGS
+    from gill_lite.evaluate.stages import img_state_probe
     from gill_lite.train.data import training_set
     from gill_lite.train.loop import load_gill
+    from gill_lite.world.corpus import make_split
     from gill_lite.world.stories import make_stories
 
     torch.manual_seed(0)
@@ -86,6 +91,11 @@ def main(argv=None) -> dict:
         recentred = mapper_recentred(model, parts.generator, corpus, fit, evaluation, setting)
         figures.update({f"chain.{setting}.mapper_recentred.{a}": round(v, 4) for a, v in recentred.items()
                         if v is not None})
+    w_split = dict(seed=w.seed, fraction=w.heldout_fraction, image_size=w.image_size)
+    probe = img_state_probe(model, make_split("train", w.n_train, **w_split)[: args.n_fit],
+                            make_split("test", min(1000, w.n_test), **w_split))
+    figures.update({f"corpus.img_probe.{which}.{a}": round(v, 4) for which, accs in probe.items()
+                    for a, v in accs.items()})
     for name, value in figures.items():
         print(f"{name}: {value}")
     atomic_write_json(runs_root() / "bench" / "chain.json", {"figures": figures, "chain": chain})

@@ -47,6 +47,31 @@ def test_linear_probe_reads_a_linear_code():
                                  [e.shape for e in examples[120:]], steps=60)["all"] < 0.5
 
 
+def test_img_state_probe_reads_img0_apart_from_the_mean(monkeypatch):
+    """The ``img0`` probe reads only the first [IMG] state: a code carried by [IMG1..7] alone reaches the mean's
+    probe and not the img0 one."""
+    import torch
+
+    from gill_lite.evaluate import stages
+    from gill_lite.model import functional
+    from gill_lite.world.attributes import VALUES
+
+    examples = make_split("train", 160)
+    by_caption = {e.caption: e.shape for e in examples}
+
+    def fake_states(model, captions, batch_size=64):
+        rows = []
+        for c in captions:
+            code = torch.cat([torch.nn.functional.one_hot(torch.tensor(VALUES[a].index(getattr(by_caption[c], a))),
+                                                          len(VALUES[a])) for a in VALUES]).float()
+            rows.append(torch.cat([torch.randn(1, code.numel()), code.expand(7, -1)]))
+        return functional.ImgStates(torch.stack(rows), torch.zeros(8, rows[0].shape[1]))
+
+    monkeypatch.setattr(functional, "img_states_batch", fake_states)
+    out = stages.img_state_probe(None, examples[:120], examples[120:], steps=200)
+    assert out["mean"]["all"] >= 0.95 and out["img0"]["all"] < 0.5
+
+
 def test_recall_breaks_ties_in_expectation():
     import torch
 

@@ -4,7 +4,9 @@
 - `img_emission_share`: share of captions after which ``[IMG0]`` is the greedy next token;
 - `generation_accuracy`: the attribute probe on images generated through the mapper, next to the generator
   given the true caption (the ceiling);
-- `retrieval_recall`: text-to-image recall@k of the retrieval heads over an image pool.
+- `retrieval_recall`: text-to-image recall@k of the retrieval heads over an image pool;
+- `img_state_probe`: linear probes of the attributes on the [IMG] states after corpus captions, ``[IMG0]`` (what
+  the retrieval head reads) and the mean of the 8 (what the mapper can read).
 """
 from __future__ import annotations
 
@@ -175,6 +177,24 @@ def linear_probe_accuracy(train_features, train_shapes, eval_features, eval_shap
         correct &= hit
     out["all"] = float(correct.float().mean())
     return out
+
+
+def img_state_probe(model, fit_examples, eval_examples, steps: int = 300, batch_size: int = 256) -> dict:
+    """Per attribute, a linear probe (`linear_probe_accuracy`) fitted on the [IMG] states after ``fit_examples``'
+    captions and scored after ``eval_examples``': ``{"img0": {...}, "mean": {...}}``, on the ``[IMG0]`` state (all
+    the retrieval head reads, as published) and on the mean of the 8 (the mapper reads them all). An attribute the
+    ``img0`` probe misses is one the retrieval head cannot rank by."""
+    from ..model.functional import img_states_batch
+
+    @torch.no_grad()
+    def states(examples):
+        return torch.cat([img_states_batch(model, [e.caption for e in examples[i : i + batch_size]]).states
+                          for i in range(0, len(examples), batch_size)])
+
+    fit, ev = states(fit_examples), states(eval_examples)
+    fit_shapes, eval_shapes = [e.shape for e in fit_examples], [e.shape for e in eval_examples]
+    return {name: linear_probe_accuracy(pick(fit), fit_shapes, pick(ev), eval_shapes, steps)
+            for name, pick in (("img0", lambda s: s[:, 0]), ("mean", lambda s: s.mean(1)))}
 
 
 def image_encoder_probe(profile, image_encoder, examples, steps: int = 300) -> dict[str, float]:
