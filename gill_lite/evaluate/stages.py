@@ -179,7 +179,7 @@ def linear_probe_accuracy(train_features, train_shapes, eval_features, eval_shap
     return out
 
 
-def img_state_probe(model, fit_examples, eval_examples, steps: int = 300, batch_size: int = 256) -> dict:
+def img_state_probe(model, fit_examples, eval_examples, steps: int = 300) -> dict:
     """Per attribute, a linear probe (`linear_probe_accuracy`) fitted on the [IMG] states after ``fit_examples``'
     captions and scored after ``eval_examples``': ``{"img0": {...}, "mean": {...}}``, on the ``[IMG0]`` state (all
     the retrieval head reads, as published) and on the mean of the 8 (the mapper reads them all). An attribute the
@@ -187,9 +187,8 @@ def img_state_probe(model, fit_examples, eval_examples, steps: int = 300, batch_
     from ..model.functional import img_states_batch
 
     @torch.no_grad()
-    def states(examples):
-        return torch.cat([img_states_batch(model, [e.caption for e in examples[i : i + batch_size]]).states
-                          for i in range(0, len(examples), batch_size)])
+    def states(examples):  # img_states_batch batches the LM passes itself
+        return img_states_batch(model, [e.caption for e in examples]).states
 
     fit, ev = states(fit_examples), states(eval_examples)
     fit_shapes, eval_shapes = [e.shape for e in fit_examples], [e.shape for e in eval_examples]
