@@ -96,6 +96,10 @@ class TrainConfig:
     # False: the captioning loss reads every example alone (the [IMG] losses still join pairs); a deviation
     # at tiny/ci, where the LM stand-in never read unrelated texts joined without `</s>` (README, CHANGELOG)
     caption_pairs: bool = True
+    # True: the captioning loss reads the text the [IMG] losses read (`CaptionSet.img_texts`: at tiny/ci three in
+    # four corpus captions restyled into several sentences), as every published loss reads the same CC3M caption;
+    # False: the canonical captions (README, "Does GILL use the story?")
+    caption_reads_img_texts: bool = False
     # 0: new random partners every epoch (published); K > 0: partners from K fixed matchings, so the staged
     # generation and retrieval stages can read cached [IMG] states of the pairs (train/pairs.py)
     pair_matchings: int = 0
