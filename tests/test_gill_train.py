@@ -351,3 +351,34 @@ def test_img_side_reads_img_texts_and_captioning_reads_captions(monkeypatch):
     for texts in (None, styled):
         caches.img_states(dataset(texts), model, "/nonexistent", 16)
     assert len(names) == 2  # restyled [IMG] texts never read a cache of the plain captions' states
+
+
+def test_captioning_reads_img_texts_when_asked_and_its_fingerprint_says_so(monkeypatch):
+    """``caption_reads_img_texts``: the captioning loss reads the [IMG] side's texts (as every published loss reads
+    one CC3M caption); the generation targets stay the captions'. Only the captioning stages' fingerprints move."""
+    from gill_lite.train import steps
+
+    parts = tiny_parts()
+    prof = small_profile(caption_reads_img_texts=True)
+    model = GillModel.build(parts, prof.train)
+    seen = {}
+    real_cap = steps.caption_inputs
+
+    def caption_inputs(m, prefix, texts, *a, **k):
+        seen["cap"] = list(texts)
+        return real_cap(m, prefix, texts, *a, **k)
+
+    monkeypatch.setattr(steps, "caption_inputs", caption_inputs)
+    captions, styled = ["a red circle.", "a blue square."], ["A circle. It is red.", "A square. It is blue."]
+    batch = {"captions": captions, "img_texts": styled, "text_targets": parts.generator.encode_text(captions),
+             "image_features": torch.randn(2, parts.image_encoder.hidden_size)}
+    losses = steps.compute_losses(model, batch, "captioning", prof.train)
+    assert seen["cap"] == styled and torch.isfinite(losses["caption"])
+    steps.compute_losses(model, {k: v for k, v in batch.items() if k != "img_texts"}, "captioning", prof.train)
+    assert seen["cap"] == captions  # a batch without [IMG] texts (paper: they are the captions) reads captions
+    names = {"lm": "a", "image_encoder": "b", "generator": "c"}
+    plain = small_profile()
+    for stage in ("captioning", "joint"):
+        assert loop.fingerprint(prof, stage, names) != loop.fingerprint(plain, stage, names)
+    for stage in ("img_tokens", "generation", "retrieval"):
+        assert loop.fingerprint(prof, stage, names) == loop.fingerprint(plain, stage, names)
