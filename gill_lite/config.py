@@ -100,6 +100,9 @@ class TrainConfig:
     # four corpus captions restyled into several sentences), as every published loss reads the same CC3M caption;
     # False: the canonical captions (README, "Does GILL use the story?")
     caption_reads_img_texts: bool = False
+    # True: each visual-prefix vector is rescaled to the frozen embedding rows' mean norm, as the [IMG] rows are
+    # (`VisualPrefix`); False (published): left as the linear layer makes it
+    prefix_norm: bool = False
     # 0: new random partners every epoch (published); K > 0: partners from K fixed matchings, so the staged
     # generation and retrieval stages can read cached [IMG] states of the pairs (train/pairs.py)
     pair_matchings: int = 0

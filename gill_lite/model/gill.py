@@ -71,7 +71,8 @@ class GillModel(nn.Module):
         c = train_cfg
         torch.manual_seed(c.seed)  # the trainable parts' initialisation is part of the run's seed
         self.img_tokens = ImgTokens(lm, self.img_ids, seed=c.seed)
-        self.prefix = VisualPrefix(image_hidden, self.lm_dim, c.n_visual_tokens)
+        self.prefix = VisualPrefix(image_hidden, self.lm_dim, c.n_visual_tokens,
+                                   norm=float(self.img_tokens.frozen_norm) if c.prefix_norm else None)
         self.mapper = GillMapper(self.lm_dim, gen_text_width, gen_max_length, c.mapper_d_model, c.mapper_heads,
                                  c.mapper_encoder_layers, c.mapper_decoder_layers, c.mapper_ffn)
         self.retrieval = RetrievalHeads(self.lm_dim, image_hidden, c.retrieval_dim)

@@ -158,6 +158,8 @@ def fingerprint(profile, stage: str, frozen_names: dict, previous: str | None = 
         train.pop("caption_pairs")  # the default, or a stage without the captioning loss: fingerprints as before
     if not train["caption_reads_img_texts"] or "caption" not in STAGE_LOSSES[stage]:
         train.pop("caption_reads_img_texts")  # likewise
+    if not train["prefix_norm"]:
+        train.pop("prefix_norm")  # the default: fingerprints as before
     train["steps"] = steps_for(profile.train, stage)
     train["decay_every"] = decay_every_for(profile.train, stage)
     blob = {"stage": stage, "train": train, "data": data, "frozen": frozen_names, "previous": previous,
