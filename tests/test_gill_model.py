@@ -42,6 +42,24 @@ def test_sizes_come_from_the_frozen_parts():
     assert "<|image|>" in m.tokenizer.get_vocab()
 
 
+def test_prefix_norm_puts_the_visual_tokens_at_the_frozen_rows_mean_norm():
+    """``prefix_norm``: every visual token has the frozen rows' mean norm (the [IMG] rows' target), whatever the
+    image and the layer's weights; off (published), the layer's output is left alone; the initialisation of every
+    part is the same either way."""
+    parts = tiny_parts(hidden=40, image_hidden=12)
+    free, normed = (GillModel.build(parts, tiny_train_cfg(prefix_norm=on)) for on in (False, True))
+    pooled = torch.randn(3, 12) * torch.tensor([[0.1], [1.0], [50.0]])
+    target = float(normed.img_tokens.frozen_norm)
+    with torch.no_grad():
+        norms = normed.prefix(pooled).norm(dim=-1)
+        raw = free.prefix(pooled)
+        assert torch.allclose(norms, torch.full_like(norms, target), rtol=1e-5)
+        assert not torch.allclose(raw.norm(dim=-1), norms)
+        assert torch.equal(free.prefix.proj.weight, normed.prefix.proj.weight)
+        assert torch.allclose(normed.prefix(pooled), raw * (target / raw.norm(dim=-1, keepdim=True)), atol=1e-6)
+    assert free.prefix.norm is None
+
+
 def test_img_tokens_are_idempotent_and_appended():
     parts = tiny_parts()
     a = GillModel.build(parts, tiny_train_cfg())

@@ -382,3 +382,10 @@ def test_captioning_reads_img_texts_when_asked_and_its_fingerprint_says_so(monke
         assert loop.fingerprint(prof, stage, names) != loop.fingerprint(plain, stage, names)
     for stage in ("img_tokens", "generation", "retrieval"):
         assert loop.fingerprint(prof, stage, names) == loop.fingerprint(plain, stage, names)
+
+
+def test_prefix_norm_enters_every_fingerprint_only_when_on():
+    names = {"lm": "a", "image_encoder": "b", "generator": "c"}
+    plain, normed = small_profile(), small_profile(prefix_norm=True)
+    for stage in ("captioning", "img_tokens", "joint"):
+        assert loop.fingerprint(plain, stage, names) != loop.fingerprint(normed, stage, names)
