@@ -197,3 +197,19 @@ def test_paper_shaped_forward_at_reduced_depth():
     losses = compute_losses(m, batch(parts, 2), "joint", m.train_cfg)
     assert set(losses) == {"caption", "img", "gen", "ret"} and all(torch.isfinite(v) for v in losses.values())
     assert m.map_states(torch.zeros(2, 8, 4096)).shape == (2, 77, 768)
+
+
+def test_a_checkpoint_keeps_its_prefix_norm_and_older_ones_load_with_a_free_prefix(tmp_path):
+    """``prefix_norm`` is architecture: a checkpoint rebuilds with its own setting whatever the profile says, and
+    one saved before the field existed (no key) was trained with the published, free prefix."""
+    import json
+
+    parts = tiny_parts()
+    m = GillModel.build(parts, tiny_train_cfg(prefix_norm=True))
+    m.save_trainable(tmp_path / "normed")
+    assert GillModel.from_trainable(tmp_path / "normed", parts, tiny_train_cfg()).prefix.norm is not None
+    GillModel.build(parts, tiny_train_cfg()).save_trainable(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "gill_config.json").read_text())
+    del config["arch"]["prefix_norm"]
+    (tmp_path / "old" / "gill_config.json").write_text(json.dumps(config))
+    assert GillModel.from_trainable(tmp_path / "old", parts, tiny_train_cfg(prefix_norm=True)).prefix.norm is None

@@ -31,7 +31,9 @@ WEIGHTS_FILE = "trainable.safetensors"
 FORMAT = "gill-lite/1"
 # The TrainConfig fields that shape the trainable parts (the rest is the recipe).
 ARCH_FIELDS = ("n_visual_tokens", "n_img_tokens", "mapper_d_model", "mapper_heads", "mapper_encoder_layers",
-               "mapper_decoder_layers", "mapper_ffn", "retrieval_dim")
+               "mapper_decoder_layers", "mapper_ffn", "retrieval_dim", "prefix_norm")
+# what a checkpoint saved before a field was an architecture field was built with
+ARCH_DEFAULTS_OF_OLDER_CHECKPOINTS = {"prefix_norm": False}
 
 
 def _cache_kwarg(model) -> str:
@@ -235,7 +237,7 @@ class GillModel(nn.Module):
             raise FileNotFoundError(f"no {CONFIG_FILE} in {directory}: not a GILL checkpoint")
         config = json.loads((directory / CONFIG_FILE).read_text())
         cls.check_compatible(config, frozen_parts)
-        cfg = dataclasses.replace(train_cfg or TrainConfig(), **config["arch"])
+        cfg = dataclasses.replace(train_cfg or TrainConfig(), **{**ARCH_DEFAULTS_OF_OLDER_CHECKPOINTS, **config["arch"]})
         model = cls.build(frozen_parts, cfg)
         if list(model.img_ids) != list(config["img_token_ids"]):
             raise CheckpointMismatchError(f"[IMG] token ids {model.img_ids} != checkpoint {config['img_token_ids']}")
