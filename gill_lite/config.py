@@ -103,6 +103,9 @@ class TrainConfig:
     # True: each visual-prefix vector is rescaled to the frozen embedding rows' mean norm, as the [IMG] rows are
     # (`VisualPrefix`); False (published): left as the linear layer makes it
     prefix_norm: bool = False
+    # "linear" (published): Linear(image hidden -> n_visual_tokens x LM width); "vocabulary": each visual token a
+    # softmax mixture of the LM's frozen word embeddings (`gill_lite.model.prefix.VisualPrefix`)
+    visual_prefix: str = "linear"
     # 0: new random partners every epoch (published); K > 0: partners from K fixed matchings, so the staged
     # generation and retrieval stages can read cached [IMG] states of the pairs (train/pairs.py)
     pair_matchings: int = 0
