@@ -213,3 +213,35 @@ def test_a_checkpoint_keeps_its_prefix_norm_and_older_ones_load_with_a_free_pref
     del config["arch"]["prefix_norm"]
     (tmp_path / "old" / "gill_config.json").write_text(json.dumps(config))
     assert GillModel.from_trainable(tmp_path / "old", parts, tiny_train_cfg(prefix_norm=True)).prefix.norm is None
+
+
+def test_vocabulary_prefix_mixes_only_the_lms_own_word_rows(tmp_path):
+    """``visual_prefix="vocabulary"``: each visual token is a softmax mixture of the frozen word rows (no special,
+    [IMG] or marker row), so a confident mixture is that word's embedding; a checkpoint of the published linear
+    prefix is refused by it, and an unknown kind is an error."""
+    from dataclasses import replace
+
+    parts = tiny_parts(hidden=40, image_hidden=12)
+    m = GillModel.build(parts, tiny_train_cfg(visual_prefix="vocabulary"))
+    rows = m.prefix.vocabulary
+    weight = m.lm.get_input_embeddings().weight
+    special = {*m.img_ids, *m.tokenizer.all_special_ids, m.tokenizer.convert_tokens_to_ids("<|image|>")}
+    words = [i for i in range(weight.shape[0]) if i not in special]
+    assert torch.equal(rows, weight[words]) and len(words) == len(rows)
+    with torch.no_grad():
+        m.prefix.proj.weight.zero_()
+        m.prefix.proj.bias.zero_()
+        uniform = m.prefix(torch.randn(2, 12))
+        assert torch.allclose(uniform, rows.mean(0).expand_as(uniform), atol=1e-6)
+        m.prefix.proj.bias.view(4, -1)[:, 5] = 100.0  # every token certain of word 5
+        assert torch.allclose(m.prefix(torch.randn(2, 12)), rows[5].expand(2, 4, -1), atol=1e-5)
+    m.save_trainable(tmp_path / "vocab")
+    assert GillModel.from_trainable(tmp_path / "vocab", parts).prefix.vocabulary is not None
+    GillModel.build(parts, tiny_train_cfg()).save_trainable(tmp_path / "linear")
+    linear_as_vocab = replace(tiny_train_cfg(), visual_prefix="vocabulary")
+    fresh = GillModel.build(parts, linear_as_vocab)
+    from safetensors.torch import load_file
+    with pytest.raises(CheckpointMismatchError, match="prefix.proj"):
+        fresh.load_trainable_state(load_file(str(tmp_path / "linear" / "trainable.safetensors")))
+    with pytest.raises(ValueError, match="visual_prefix"):
+        GillModel.build(parts, tiny_train_cfg(visual_prefix="conv"))

@@ -384,8 +384,9 @@ def test_captioning_reads_img_texts_when_asked_and_its_fingerprint_says_so(monke
         assert loop.fingerprint(prof, stage, names) == loop.fingerprint(plain, stage, names)
 
 
-def test_prefix_norm_enters_every_fingerprint_only_when_on():
+@pytest.mark.parametrize("change", [{"prefix_norm": True}, {"visual_prefix": "vocabulary"}])
+def test_a_prefix_setting_enters_every_fingerprint_only_when_not_the_published(change):
     names = {"lm": "a", "image_encoder": "b", "generator": "c"}
-    plain, normed = small_profile(), small_profile(prefix_norm=True)
+    plain, changed = small_profile(), small_profile(**change)
     for stage in ("captioning", "img_tokens", "joint"):
-        assert loop.fingerprint(plain, stage, names) != loop.fingerprint(normed, stage, names)
+        assert loop.fingerprint(plain, stage, names) != loop.fingerprint(changed, stage, names)
