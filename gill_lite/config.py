@@ -106,6 +106,10 @@ class TrainConfig:
     # "linear" (published): Linear(image hidden -> n_visual_tokens x LM width); "vocabulary": each visual token a
     # softmax mixture of the LM's frozen word embeddings (`gill_lite.model.prefix.VisualPrefix`)
     visual_prefix: str = "linear"
+    # False (published): BOS comes with a context's first text, after any image before it, and the captioning
+    # loss reads ``[prefix] BOS caption``; True: BOS opens every context, so captioning reads ``BOS [prefix]
+    # caption``, as an image inside a story is read: after BOS, and followed by text with no BOS between
+    bos_before_images: bool = False
     # 0: new random partners every epoch (published); K > 0: partners from K fixed matchings, so the staged
     # generation and retrieval stages can read cached [IMG] states of the pairs (train/pairs.py)
     pair_matchings: int = 0

@@ -80,6 +80,37 @@ def test_one_bos_per_context(model):
     assert sum(is_bos) == 1 and is_bos[n_vis]  # after the first image, before the first text
 
 
+def test_bos_before_images_opens_every_context_and_captioning_as_trained(monkeypatch):
+    """``bos_before_images``: BOS opens the context even before an image (once), a text-first context is unchanged,
+    and `caption_images` decodes after ``BOS [prefix]``, the sequence the captioning loss trained on."""
+    from gill_lite.train.steps import caption_inputs
+
+    parts = tiny_parts(layers=2)
+    published = GillModel.build(parts, tiny_train_cfg())
+    model = GillModel.build(parts, tiny_train_cfg(bos_before_images=True))
+    model.load_trainable_state(published.trainable_state_dict())
+    image = np.zeros((8, 8, 3), np.uint8)
+    text_first = ["a red circle.", image, "it moves left."]
+    assert torch.equal(inf.context_embeds(model, text_first), inf.context_embeds(published, text_first))
+    mixed = inf.context_embeds(model, [image, "a red circle.", image, "it moves left."])
+    bos = model.embed_tokens(torch.tensor([model.bos_id]))[0]
+    is_bos = [torch.allclose(row, bos) for row in mixed]
+    assert sum(is_bos) == 1 and is_bos[0]
+    assert mixed.shape == inf.context_embeds(published, [image, "a red circle.", image, "it moves left."]).shape
+    seen = {}
+    real = inf.greedy_decode
+
+    def greedy_decode(m, embeds, *a, **k):
+        seen["embeds"] = embeds
+        return real(m, embeds, *a, **k)
+
+    monkeypatch.setattr(inf, "greedy_decode", greedy_decode)
+    inf.caption_images(model, [image], max_new_tokens=2)
+    prefix = model.prefix(inf.encode_images(model, [image]))
+    trained, _, _ = caption_inputs(model, prefix, ["a red circle."], bos_first=True)
+    assert torch.allclose(seen["embeds"][0], trained[0][: 1 + prefix.shape[1]])
+
+
 def test_img_states_equal_the_training_forward(model):
     caption = "a large green square on the left."
     states = inf.img_states(model, caption)

@@ -77,5 +77,11 @@ def test_caption_pairs_concatenate_half_the_examples():
     assert mask.sum(1).tolist() == [10, 7, 5]
     _, _, single = caption_inputs(_FakeModel(), prefix, captions, concat_fraction=0.0)
     assert single.shape[0] == 4
+    # BOS [3 visual] a b [3 visual] ccc (`bos_before_images`): the same labels, the BOS moved to the front
+    first, first_mask, first_labels = caption_inputs(_FakeModel(), prefix, captions, concat_fraction=0.5, bos_first=True)
+    assert torch.equal(first_labels, labels) and torch.equal(first_mask, mask)
+    assert (embeds[0][mask[0].bool()][:, 0] == _FakeModel.bos_id).nonzero().flatten().tolist() == [3]
+    assert (first[0][first_mask[0].bool()][:, 0] == _FakeModel.bos_id).nonzero().flatten().tolist() == [0]
+    assert first[0][1:4].eq(-1.0).all() and first[2][:5, 0].tolist() == [_FakeModel.bos_id, -1, -1, -1, 11]
     _, _, chosen = caption_inputs(_FakeModel(), prefix, captions, groups=[(3, 0), (1,), (2,)])
     assert chosen[0][:10].tolist() == [-100] * 4 + [11] + [-100] * 3 + [11, 11]

@@ -9,6 +9,8 @@ becomes its visual-prefix tokens; the first text segment becomes ``BOS text`` an
 BOS is added once per context, as the published ``generate_for_images_and_texts(..., always_add_bos=False)``
 does, and as the training sequences (``[prefix] BOS caption [prefix] caption``, ``BOS caption [IMG0..7] caption
 [IMG0..7]``) are built. A BOS before every segment would open a new document for the LM at every caption.
+With ``train_cfg.bos_before_images`` (tiny, ci) the BOS opens the context even where an image comes first, as
+captioning then trained (``BOS [prefix] caption``); a context that starts with text is the same either way.
 
 Decoding is greedy with a KV cache. ``[IMG1..7]`` can never be sampled; once ``[IMG0]`` is produced, the other
 seven are appended (fed one by one through the cache, which computes exactly what appending them at once does).
@@ -74,6 +76,9 @@ def context_embeds(model, context) -> torch.Tensor:
     images = [x for x in items if is_image(x)]
     feats = iter(model.prefix(encode_images(model, images))) if images else iter(())
     parts, bos = [], [model.bos_id]
+    if model.train_cfg.bos_before_images:  # BOS opens the context, before an image too
+        parts.append(model.embed_tokens(torch.tensor(bos, device=model.device, dtype=torch.long)))
+        bos = []
     for x in items:
         if is_image(x):
             parts.append(next(feats))
@@ -156,10 +161,12 @@ def _first_sentence(text: str) -> str:
 
 @torch.no_grad()
 def caption_images(model, images, max_new_tokens: int = 24) -> list[str]:
-    """Greedy captions ``[prefix(image)] BOS ...`` of a batch of uint8 images; the first sentence of each."""
+    """Greedy captions ``[prefix(image)] BOS ...`` (``BOS [prefix(image)] ...`` with
+    ``bos_before_images``, as captioning trained) of a batch of uint8 images; the first sentence of each."""
     prefix = model.prefix(encode_images(model, images))
     bos = model.embed_tokens(torch.full((len(prefix), 1), model.bos_id, device=model.device))
-    embeds = torch.cat([prefix.to(bos.dtype), bos], 1)
+    pieces = [bos, prefix.to(bos.dtype)] if model.train_cfg.bos_before_images else [prefix.to(bos.dtype), bos]
+    embeds = torch.cat(pieces, 1)
     stop = [t for t in (model.tokenizer.eos_token_id, *model.tokenize(".")) if t is not None][:2]
     results = greedy_decode(model, embeds, max_new_tokens, stop_ids=stop)
     return [_first_sentence(r.text) for r in results]

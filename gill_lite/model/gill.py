@@ -31,9 +31,10 @@ WEIGHTS_FILE = "trainable.safetensors"
 FORMAT = "gill-lite/1"
 # The TrainConfig fields that shape the trainable parts (the rest is the recipe).
 ARCH_FIELDS = ("n_visual_tokens", "n_img_tokens", "mapper_d_model", "mapper_heads", "mapper_encoder_layers",
-               "mapper_decoder_layers", "mapper_ffn", "retrieval_dim", "prefix_norm", "visual_prefix")
+               "mapper_decoder_layers", "mapper_ffn", "retrieval_dim", "prefix_norm", "visual_prefix",
+               "bos_before_images")
 # what a checkpoint saved before a field was an architecture field was built with
-ARCH_DEFAULTS_OF_OLDER_CHECKPOINTS = {"prefix_norm": False, "visual_prefix": "linear"}
+ARCH_DEFAULTS_OF_OLDER_CHECKPOINTS = {"prefix_norm": False, "visual_prefix": "linear", "bos_before_images": False}
 
 
 def _cache_kwarg(model) -> str:

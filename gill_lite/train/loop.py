@@ -162,6 +162,8 @@ def fingerprint(profile, stage: str, frozen_names: dict, previous: str | None = 
         train.pop("prefix_norm")  # the default: fingerprints as before
     if train["visual_prefix"] == "linear":
         train.pop("visual_prefix")  # likewise
+    if not train["bos_before_images"]:
+        train.pop("bos_before_images")  # likewise
     train["steps"] = steps_for(profile.train, stage)
     train["decay_every"] = decay_every_for(profile.train, stage)
     blob = {"stage": stage, "train": train, "data": data, "frozen": frozen_names, "previous": previous,

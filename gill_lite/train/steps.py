@@ -4,7 +4,8 @@ Sequences (gill_spec.md), for one example or a concatenated pair (published ``ma
 ``gill/models.py: forward``, which concatenate in all three modes):
 - captioning: ``[prefix(a)] BOS caption_a``, or for a pair ``[prefix(a)] BOS caption_a [prefix(b)] caption_b``
   (the second BOS removed); labels on the caption tokens only (not on BOS, whose prediction from the visual
-  tokens would teach nothing).
+  tokens would teach nothing). With ``train_cfg.bos_before_images`` (tiny, ci: a deviation, see the README) the
+  first example reads ``BOS [prefix(a)] caption_a``.
 - [IMG] prediction, generation and retrieval: ``BOS caption_a [IMG0..7]``, or for a pair ``BOS caption_a
   [IMG0..7] caption_b [IMG0..7]`` (second BOS removed); labels on the caption tokens and on each [IMG0]
   ([IMG1..7] are never predicted: they are appended once [IMG0] is produced). The same forward pass gives the
@@ -60,8 +61,9 @@ def _check_groups(groups, n: int) -> list[tuple[int, ...]]:
 
 
 def caption_inputs(model, prefix: torch.Tensor, captions: list[str], concat_fraction: float = 0.0,
-                   max_text_len: int = 32, groups=None):
-    """Inputs embeddings, attention mask and labels for the captioning loss (see module docstring)."""
+                   max_text_len: int = 32, groups=None, bos_first: bool = False):
+    """Inputs embeddings, attention mask and labels for the captioning loss (see module docstring); ``bos_first``:
+    a group's first example reads ``BOS [prefix] caption`` (`TrainConfig.bos_before_images`)."""
     device = prefix.device
     groups = _check_groups(default_groups(len(captions), concat_fraction) if groups is None else groups, len(captions))
     # one tokenizer call and one embedding lookup for the whole batch, then split per example
@@ -74,7 +76,10 @@ def caption_inputs(model, prefix: torch.Tensor, captions: list[str], concat_frac
         parts_e, parts_l = [], []
         for k, i in enumerate(group):
             skip = 0 if k == 0 else 1  # the second caption of a pair loses its BOS
-            parts_e += [prefix[i], token_embeds[i][skip:]]
+            if skip == 0 and bos_first:
+                parts_e += [token_embeds[i][:1], prefix[i], token_embeds[i][1:]]
+            else:
+                parts_e += [prefix[i], token_embeds[i][skip:]]
             parts_l += [torch.full((prefix.shape[1] + 1 - skip,), IGNORE, dtype=torch.long), ids[i][1:]]
         embeds.append(torch.cat(parts_e))
         labels.append(torch.cat(parts_l).to(device))
@@ -131,7 +136,7 @@ def compute_losses(model, batch: dict, stage: str, train_cfg) -> dict[str, torch
         caption_groups = groups if train_cfg.caption_pairs else [(i,) for i in range(len(captions))]
         caption_texts = batch.get("img_texts", captions) if train_cfg.caption_reads_img_texts else captions
         embeds, mask, labels = caption_inputs(model, prefix, caption_texts, max_text_len=train_cfg.max_text_len,
-                                              groups=caption_groups)
+                                              groups=caption_groups, bos_first=train_cfg.bos_before_images)
         _, logits, _ = model.lm_forward(embeds, attention_mask=mask)
         losses["caption"] = lm_loss(logits, labels)
     if "img" not in wanted and "img_states" in batch:  # cached [IMG] states (train/caches.py: img_states)
