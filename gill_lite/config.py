@@ -96,16 +96,6 @@ class TrainConfig:
     # False: the captioning loss reads every example alone (the [IMG] losses still join pairs); a deviation
     # at tiny/ci, where the LM stand-in never read unrelated texts joined without `</s>` (README, CHANGELOG)
     caption_pairs: bool = True
-    # True: the captioning loss reads the text the [IMG] losses read (`CaptionSet.img_texts`: at tiny/ci three in
-    # four corpus captions restyled into several sentences), as every published loss reads the same CC3M caption;
-    # False: the canonical captions (README, "Does GILL use the story?")
-    caption_reads_img_texts: bool = False
-    # True: each visual-prefix vector is rescaled to the frozen embedding rows' mean norm, as the [IMG] rows are
-    # (`VisualPrefix`); False (published): left as the linear layer makes it
-    prefix_norm: bool = False
-    # "linear" (published): Linear(image hidden -> n_visual_tokens x LM width); "vocabulary": each visual token a
-    # softmax mixture of the LM's frozen word embeddings (`gill_lite.model.prefix.VisualPrefix`)
-    visual_prefix: str = "linear"
     # False (published): BOS comes with a context's first text, after any image before it, and the captioning
     # loss reads ``[prefix] BOS caption``; True: BOS opens every context, so captioning reads ``BOS [prefix]
     # caption``, as an image inside a story is read: after BOS, and followed by text with no BOS between
@@ -234,6 +224,10 @@ def _tiny() -> Profile:
             # the LM stand-in never read, the visual prefix learned to cut off what came before it (README,
             # "Captioning without pairs": three seeds, 5 captions + 4 images CLIP +0.107 / +0.041 / +0.058)
             caption_pairs=False,
+            # BOS opens every context, so captioning reads `BOS [prefix] caption`: with the published `[prefix] BOS
+            # caption` the prefix learned at the position that opens every text, and an image inside a story
+            # disturbed what the LM made of the captions after it (README, "This build: BOS before the image")
+            bos_before_images=True,
             # per stage, sized so the four take about 5 minutes on 2 idle cores (bench/gill_stages.py). Captioning
             # 600 -> 2400 steps (decay at 1800) raised all-attributes captions 0.58 -> 0.74 on test images with the
             # first CLIP stand-in (0.86 with the retrained one). Retrieval 2000 -> 20000 steps (decay at 15000),
@@ -268,7 +262,7 @@ def _ci() -> Profile:
             mapper_d_model=32, mapper_heads=2, mapper_encoder_layers=1, mapper_decoder_layers=1,
             mapper_ffn=64, retrieval_dim=32, steps=30, batch_size=16, warmup_steps=5, decay_every=20,
             mixed_precision="no", checkpoint_every=10, final_stage="retrieval", pair_matchings=2,
-            caption_pairs=False,  # as tiny
+            caption_pairs=False, bos_before_images=True,  # as tiny
         ),
         decision=DecisionConfig(n_train=40, steps=100),
         eval=EvalConfig(n_stories=20, retrieval_pool=100, bootstrap=100),

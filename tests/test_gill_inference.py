@@ -15,7 +15,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def model():
     parts = tiny_parts(layers=2)
-    model = GillModel.build(parts, tiny_train_cfg())
+    model = GillModel.build(parts, tiny_train_cfg(bos_before_images=False))  # the published protocol (paper)
     model.generator = parts.generator  # for the test below (a plain attribute of this test's model)
     return model
 
@@ -86,7 +86,7 @@ def test_bos_before_images_opens_every_context_and_captioning_as_trained(monkeyp
     from gill_lite.train.steps import caption_inputs
 
     parts = tiny_parts(layers=2)
-    published = GillModel.build(parts, tiny_train_cfg())
+    published = GillModel.build(parts, tiny_train_cfg(bos_before_images=False))
     model = GillModel.build(parts, tiny_train_cfg(bos_before_images=True))
     model.load_trainable_state(published.trainable_state_dict())
     image = np.zeros((8, 8, 3), np.uint8)

@@ -42,24 +42,6 @@ def test_sizes_come_from_the_frozen_parts():
     assert "<|image|>" in m.tokenizer.get_vocab()
 
 
-def test_prefix_norm_puts_the_visual_tokens_at_the_frozen_rows_mean_norm():
-    """``prefix_norm``: every visual token has the frozen rows' mean norm (the [IMG] rows' target), whatever the
-    image and the layer's weights; off (published), the layer's output is left alone; the initialisation of every
-    part is the same either way."""
-    parts = tiny_parts(hidden=40, image_hidden=12)
-    free, normed = (GillModel.build(parts, tiny_train_cfg(prefix_norm=on)) for on in (False, True))
-    pooled = torch.randn(3, 12) * torch.tensor([[0.1], [1.0], [50.0]])
-    target = float(normed.img_tokens.frozen_norm)
-    with torch.no_grad():
-        norms = normed.prefix(pooled).norm(dim=-1)
-        raw = free.prefix(pooled)
-        assert torch.allclose(norms, torch.full_like(norms, target), rtol=1e-5)
-        assert not torch.allclose(raw.norm(dim=-1), norms)
-        assert torch.equal(free.prefix.proj.weight, normed.prefix.proj.weight)
-        assert torch.allclose(normed.prefix(pooled), raw * (target / raw.norm(dim=-1, keepdim=True)), atol=1e-6)
-    assert free.prefix.norm is None
-
-
 def test_img_tokens_are_idempotent_and_appended():
     parts = tiny_parts()
     a = GillModel.build(parts, tiny_train_cfg())
@@ -199,49 +181,19 @@ def test_paper_shaped_forward_at_reduced_depth():
     assert m.map_states(torch.zeros(2, 8, 4096)).shape == (2, 77, 768)
 
 
-def test_a_checkpoint_keeps_its_prefix_norm_and_older_ones_load_with_a_free_prefix(tmp_path):
-    """``prefix_norm`` is architecture: a checkpoint rebuilds with its own setting whatever the profile says, and
-    one saved before the field existed (no key) was trained with the published, free prefix."""
+
+def test_a_checkpoint_keeps_its_bos_setting_and_older_ones_load_as_published(tmp_path):
+    """``bos_before_images`` is architecture (it changes what the prefix was trained after): a checkpoint rebuilds
+    with its own setting whatever the profile says, and one saved before the field existed (no key) with the
+    published ``[prefix] BOS``."""
     import json
 
     parts = tiny_parts()
-    m = GillModel.build(parts, tiny_train_cfg(prefix_norm=True))
-    m.save_trainable(tmp_path / "normed")
-    assert GillModel.from_trainable(tmp_path / "normed", parts, tiny_train_cfg()).prefix.norm is not None
+    GillModel.build(parts, tiny_train_cfg(bos_before_images=True)).save_trainable(tmp_path / "first")
+    assert GillModel.from_trainable(tmp_path / "first", parts, tiny_train_cfg()).train_cfg.bos_before_images
     GillModel.build(parts, tiny_train_cfg()).save_trainable(tmp_path / "old")
     config = json.loads((tmp_path / "old" / "gill_config.json").read_text())
-    del config["arch"]["prefix_norm"]
+    del config["arch"]["bos_before_images"]
     (tmp_path / "old" / "gill_config.json").write_text(json.dumps(config))
-    assert GillModel.from_trainable(tmp_path / "old", parts, tiny_train_cfg(prefix_norm=True)).prefix.norm is None
-
-
-def test_vocabulary_prefix_mixes_only_the_lms_own_word_rows(tmp_path):
-    """``visual_prefix="vocabulary"``: each visual token is a softmax mixture of the frozen word rows (no special,
-    [IMG] or marker row), so a confident mixture is that word's embedding; a checkpoint of the published linear
-    prefix is refused by it, and an unknown kind is an error."""
-    from dataclasses import replace
-
-    parts = tiny_parts(hidden=40, image_hidden=12)
-    m = GillModel.build(parts, tiny_train_cfg(visual_prefix="vocabulary"))
-    rows = m.prefix.vocabulary
-    weight = m.lm.get_input_embeddings().weight
-    special = {*m.img_ids, *m.tokenizer.all_special_ids, m.tokenizer.convert_tokens_to_ids("<|image|>")}
-    words = [i for i in range(weight.shape[0]) if i not in special]
-    assert torch.equal(rows, weight[words]) and len(words) == len(rows)
-    with torch.no_grad():
-        m.prefix.proj.weight.zero_()
-        m.prefix.proj.bias.zero_()
-        uniform = m.prefix(torch.randn(2, 12))
-        assert torch.allclose(uniform, rows.mean(0).expand_as(uniform), atol=1e-6)
-        m.prefix.proj.bias.view(4, -1)[:, 5] = 100.0  # every token certain of word 5
-        assert torch.allclose(m.prefix(torch.randn(2, 12)), rows[5].expand(2, 4, -1), atol=1e-5)
-    m.save_trainable(tmp_path / "vocab")
-    assert GillModel.from_trainable(tmp_path / "vocab", parts).prefix.vocabulary is not None
-    GillModel.build(parts, tiny_train_cfg()).save_trainable(tmp_path / "linear")
-    linear_as_vocab = replace(tiny_train_cfg(), visual_prefix="vocabulary")
-    fresh = GillModel.build(parts, linear_as_vocab)
-    from safetensors.torch import load_file
-    with pytest.raises(CheckpointMismatchError, match="prefix.proj"):
-        fresh.load_trainable_state(load_file(str(tmp_path / "linear" / "trainable.safetensors")))
-    with pytest.raises(ValueError, match="visual_prefix"):
-        GillModel.build(parts, tiny_train_cfg(visual_prefix="conv"))
+    old = GillModel.from_trainable(tmp_path / "old", parts, tiny_train_cfg(bos_before_images=True))
+    assert old.train_cfg.bos_before_images is False

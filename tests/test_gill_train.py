@@ -353,40 +353,8 @@ def test_img_side_reads_img_texts_and_captioning_reads_captions(monkeypatch):
     assert len(names) == 2  # restyled [IMG] texts never read a cache of the plain captions' states
 
 
-def test_captioning_reads_img_texts_when_asked_and_its_fingerprint_says_so(monkeypatch):
-    """``caption_reads_img_texts``: the captioning loss reads the [IMG] side's texts (as every published loss reads
-    one CC3M caption); the generation targets stay the captions'. Only the captioning stages' fingerprints move."""
-    from gill_lite.train import steps
-
-    parts = tiny_parts()
-    prof = small_profile(caption_reads_img_texts=True)
-    model = GillModel.build(parts, prof.train)
-    seen = {}
-    real_cap = steps.caption_inputs
-
-    def caption_inputs(m, prefix, texts, *a, **k):
-        seen["cap"] = list(texts)
-        return real_cap(m, prefix, texts, *a, **k)
-
-    monkeypatch.setattr(steps, "caption_inputs", caption_inputs)
-    captions, styled = ["a red circle.", "a blue square."], ["A circle. It is red.", "A square. It is blue."]
-    batch = {"captions": captions, "img_texts": styled, "text_targets": parts.generator.encode_text(captions),
-             "image_features": torch.randn(2, parts.image_encoder.hidden_size)}
-    losses = steps.compute_losses(model, batch, "captioning", prof.train)
-    assert seen["cap"] == styled and torch.isfinite(losses["caption"])
-    steps.compute_losses(model, {k: v for k, v in batch.items() if k != "img_texts"}, "captioning", prof.train)
-    assert seen["cap"] == captions  # a batch without [IMG] texts (paper: they are the captions) reads captions
+def test_bos_before_images_enters_every_fingerprint_only_when_on():
     names = {"lm": "a", "image_encoder": "b", "generator": "c"}
-    plain = small_profile()
-    for stage in ("captioning", "joint"):
-        assert loop.fingerprint(prof, stage, names) != loop.fingerprint(plain, stage, names)
-    for stage in ("img_tokens", "generation", "retrieval"):
-        assert loop.fingerprint(prof, stage, names) == loop.fingerprint(plain, stage, names)
-
-
-@pytest.mark.parametrize("change", [{"prefix_norm": True}, {"visual_prefix": "vocabulary"}])
-def test_a_prefix_setting_enters_every_fingerprint_only_when_not_the_published(change):
-    names = {"lm": "a", "image_encoder": "b", "generator": "c"}
-    plain, changed = small_profile(), small_profile(**change)
+    plain, first = small_profile(bos_before_images=False), small_profile(bos_before_images=True)
     for stage in ("captioning", "img_tokens", "joint"):
-        assert loop.fingerprint(plain, stage, names) != loop.fingerprint(changed, stage, names)
+        assert loop.fingerprint(plain, stage, names) != loop.fingerprint(first, stage, names)

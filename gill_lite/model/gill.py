@@ -21,9 +21,9 @@ from torch import nn
 
 from .decision import DecisionHead
 from .errors import CheckpointMismatchError
-from .img_tokens import IMAGE_MARKER, ImgTokens, add_img_tokens
+from .img_tokens import ImgTokens, add_img_tokens
 from .mapper import GillMapper
-from .prefix import PREFIX_KINDS, VisualPrefix
+from .prefix import VisualPrefix
 from .retrieval import RetrievalHeads
 
 CONFIG_FILE = "gill_config.json"
@@ -31,10 +31,9 @@ WEIGHTS_FILE = "trainable.safetensors"
 FORMAT = "gill-lite/1"
 # The TrainConfig fields that shape the trainable parts (the rest is the recipe).
 ARCH_FIELDS = ("n_visual_tokens", "n_img_tokens", "mapper_d_model", "mapper_heads", "mapper_encoder_layers",
-               "mapper_decoder_layers", "mapper_ffn", "retrieval_dim", "prefix_norm", "visual_prefix",
-               "bos_before_images")
+               "mapper_decoder_layers", "mapper_ffn", "retrieval_dim", "bos_before_images")
 # what a checkpoint saved before a field was an architecture field was built with
-ARCH_DEFAULTS_OF_OLDER_CHECKPOINTS = {"prefix_norm": False, "visual_prefix": "linear", "bos_before_images": False}
+ARCH_DEFAULTS_OF_OLDER_CHECKPOINTS = {"bos_before_images": False}
 
 
 def _cache_kwarg(model) -> str:
@@ -74,9 +73,7 @@ class GillModel(nn.Module):
         c = train_cfg
         torch.manual_seed(c.seed)  # the trainable parts' initialisation is part of the run's seed
         self.img_tokens = ImgTokens(lm, self.img_ids, seed=c.seed)
-        self.prefix = VisualPrefix(image_hidden, self.lm_dim, c.n_visual_tokens,
-                                   norm=float(self.img_tokens.frozen_norm) if c.prefix_norm else None,
-                                   vocabulary=self._word_rows(c.visual_prefix))
+        self.prefix = VisualPrefix(image_hidden, self.lm_dim, c.n_visual_tokens)
         self.mapper = GillMapper(self.lm_dim, gen_text_width, gen_max_length, c.mapper_d_model, c.mapper_heads,
                                  c.mapper_encoder_layers, c.mapper_decoder_layers, c.mapper_ffn)
         self.retrieval = RetrievalHeads(self.lm_dim, image_hidden, c.retrieval_dim)
@@ -120,18 +117,6 @@ class GillModel(nn.Module):
         """Token embeddings, with the trainable [IMG] rows substituted."""
         base = self.lm.get_input_embeddings()(input_ids)
         return self.img_tokens.embed(input_ids, base)
-
-    def _word_rows(self, visual_prefix: str) -> torch.Tensor | None:
-        """The frozen input-embedding rows a ``"vocabulary"`` visual prefix mixes: every token's but the special
-        ones and GILL's own ([IMG0..7], the image marker); None for the published ``"linear"`` prefix."""
-        if visual_prefix not in PREFIX_KINDS:
-            raise ValueError(f"unknown visual_prefix {visual_prefix!r}; expected one of {PREFIX_KINDS}")
-        if visual_prefix == "linear":
-            return None
-        weight = self.lm.get_input_embeddings().weight
-        skip = {*self.img_ids, *self.tokenizer.all_special_ids, self.tokenizer.convert_tokens_to_ids(IMAGE_MARKER)}
-        keep = [i for i in range(weight.shape[0]) if i not in skip]
-        return weight.detach()[keep]
 
     def img_embeds(self) -> torch.Tensor:
         """The input embeddings of ``[IMG0..7]``: ``(n_img, lm_dim)`` (the mapper's second input)."""

@@ -145,8 +145,7 @@ def fingerprint(profile, stage: str, frozen_names: dict, previous: str | None = 
     """What a finished stage depends on: the recipe (with the stage's losses and trained parts), the data, the
     frozen parts and the previous stage."""
     data = world_identity(profile) if profile.uses_world else dataclasses.asdict(profile.data)
-    reads_img_texts = {"img", "gen", "ret"} | ({"caption"} if profile.train.caption_reads_img_texts else set())
-    if profile.uses_world and reads_img_texts & set(STAGE_LOSSES[stage]):
+    if profile.uses_world and {"img", "gen", "ret"} & set(STAGE_LOSSES[stage]):
         from ..world.captions import RESTYLE_P, STYLE_TEMPLATES
 
         data = {**data, "img_texts_restyled": [RESTYLE_P, *STYLE_TEMPLATES]}  # what the [IMG] side reads
@@ -156,14 +155,8 @@ def fingerprint(profile, stage: str, frozen_names: dict, previous: str | None = 
         train.pop(key)
     if train["caption_pairs"] or "caption" not in STAGE_LOSSES[stage]:
         train.pop("caption_pairs")  # the default, or a stage without the captioning loss: fingerprints as before
-    if not train["caption_reads_img_texts"] or "caption" not in STAGE_LOSSES[stage]:
-        train.pop("caption_reads_img_texts")  # likewise
-    if not train["prefix_norm"]:
-        train.pop("prefix_norm")  # the default: fingerprints as before
-    if train["visual_prefix"] == "linear":
-        train.pop("visual_prefix")  # likewise
     if not train["bos_before_images"]:
-        train.pop("bos_before_images")  # likewise
+        train.pop("bos_before_images")  # the default (published): fingerprints as before
     train["steps"] = steps_for(profile.train, stage)
     train["decay_every"] = decay_every_for(profile.train, stage)
     blob = {"stage": stage, "train": train, "data": data, "frozen": frozen_names, "previous": previous,

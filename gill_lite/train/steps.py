@@ -134,8 +134,7 @@ def compute_losses(model, batch: dict, stage: str, train_cfg) -> dict[str, torch
     if "caption" in wanted:
         prefix = model.prefix(batch["image_features"].to(model.device))
         caption_groups = groups if train_cfg.caption_pairs else [(i,) for i in range(len(captions))]
-        caption_texts = batch.get("img_texts", captions) if train_cfg.caption_reads_img_texts else captions
-        embeds, mask, labels = caption_inputs(model, prefix, caption_texts, max_text_len=train_cfg.max_text_len,
+        embeds, mask, labels = caption_inputs(model, prefix, captions, max_text_len=train_cfg.max_text_len,
                                               groups=caption_groups, bos_first=train_cfg.bos_before_images)
         _, logits, _ = model.lm_forward(embeds, attention_mask=mask)
         losses["caption"] = lm_loss(logits, labels)
