@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python (gill-lite)
 #     language: python
@@ -29,7 +29,9 @@
 # a time; `paper` does (`profile.train.caption_pairs`). At `tiny` the captioning loss reads every example alone:
 # our small LM never read two unrelated texts joined without `</s>`, so the prefix learned to cut off whatever
 # came before it, a story's captions included (README, "Captioning without pairs"). The `[IMG]` losses still join
-# pairs.
+# pairs. And at `tiny` the BOS comes first, `BOS [4 visual tokens] caption` (`profile.train.bos_before_images`),
+# as an image is read inside a story: after other tokens, and followed by text with no BOS between. Trained at the
+# very first position, the prefix upset what the LM made of the captions after it (README, "This build").
 #
 # This notebook trains the prefix (or loads it), plots the loss, and captions images of **held-out attribute
 # combinations** (never seen in any training caption). Because every image comes from the ShapeStories renderer,
