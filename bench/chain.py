@@ -24,6 +24,9 @@ stories' states sit, on average, where its training texts' did.
 And ``corpus.img_probe.<img0|mean>.<attribute>``: linear probes on the [IMG] states after corpus captions (fitted
 on train captions, scored on 1,000 test captions), the ``[IMG0]`` state that the retrieval head reads and the
 mean of the 8 (`gill_lite.evaluate.stages.img_state_probe`).
+And ``chain.captions_with_images_<frames>.describe.<attribute>`` (frames 1, 2, 4 and 1234): the LM describing the
+final scene after the 5 captions with those frames' images inserted, over the stories whose captions determine
+the attribute (`describe_with_images`): below ``chain.captions.describe``, the images disturb the story.
 The story probes are fitted on "lm"-stream stories. Uses the trained GILL (trains what is missing). Prints
 ``name: value`` lines; writes ``runs/bench/chain.json``.
 """
@@ -41,6 +44,9 @@ from gill_lite.config import get_profile, runs_root  # noqa: E402
 from gill_lite.io import atomic_write_json  # noqa: E402
 
 
+IMAGES_INSERTED = ((0,), (1,), (3,), (0, 1, 2, 3))  # the frames whose images `describe_with_images` inserts
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="tiny")
@@ -54,7 +60,8 @@ def main(argv=None) -> dict:
     import torch
 
     from gill_lite.backbones import load_frozen_parts
-    from gill_lite.evaluate.chain import (DESCRIBED, chain_lines, chain_stories, lm_end_mass_by_captions_read,
+    from gill_lite.evaluate.chain import (DESCRIBED, chain_lines, chain_stories, describe_with_images,
+                                          lm_end_mass_by_captions_read,
                                           mapper_by_sentences_after, mapper_kind_by_captions_read,
                                           mapper_kind_without_caption, mapper_recentred, measure_chain,
                                           probe_fit_stories, restated_lines)
@@ -83,6 +90,11 @@ def main(argv=None) -> dict:
     figures.update({f"chain.captions_first_{k}.mapper.kind": round(v, 4) for k, v in by_k.items()})
     ends = lm_end_mass_by_captions_read(model, evaluation)
     figures.update({f"chain.captions_first_{k}.lm.end_mass": round(v, 4) for k, v in ends.items()})
+    for frames in IMAGES_INSERTED:
+        described = describe_with_images(model, evaluation, frames)
+        name = "".join(str(i + 1) for i in frames)
+        figures.update({f"chain.captions_with_images_{name}.describe.{a}": round(v, 4)
+                        for a, v in described.items() if v is not None})
     figures["chain.captions_without_caption_2.mapper.kind"] = round(
         mapper_kind_without_caption(model, parts.generator, evaluation, drop=1), 4)
     figures.update(restated_lines(mapper_by_sentences_after(model, parts.generator)))

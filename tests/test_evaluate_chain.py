@@ -218,3 +218,23 @@ def test_sentences_after_figure_draws_one_line_per_attribute():
     lines = fig.axes[0].get_lines()
     assert [ln.get_label() for ln in lines] == ["kind", "colour", "size", "position"]
     assert list(lines[0].get_ydata()) == pytest.approx([1.0, 0.9, 0.8, 0.7])
+
+
+def test_describe_with_images_places_each_image_after_its_caption_and_scores_caption_determined_only(monkeypatch):
+    stories = chain.chain_stories(make_stories(4, seed=0), 8)
+    s = stories[0]
+    assert chain.captions_with_images(s, ()) == s.captions
+    full = chain.captions_with_images(s, (0, 1, 2, 3))
+    assert [type(x) is str for x in full] == [True, False] * 4 + [True]
+    assert all((full[2 * i + 1] == s.images[i]).all() for i in range(4))
+    one = chain.captions_with_images(s, (1,))
+    assert len(one) == 6 and one[:2] == s.captions[:2] and (one[2] == s.images[1]).all()
+    seen = []
+    truth = [{a: getattr(x.shape, a) for a in ("kind", "colour", "size", "position")} for x in stories]
+    monkeypatch.setattr(chain, "describe", lambda model, contexts: seen.extend(contexts) or truth)
+    for x in stories:
+        x.known["captions"] = ["kind"]
+        x.known["captions_images"] = ["kind", "colour"]
+    out = chain.describe_with_images(None, stories, (0,))
+    assert out["kind"] == 1.0 and out["colour"] is None  # colour only the images determine: not counted
+    assert len(seen) == 4 and (seen[0][1] == stories[0].images[0]).all()

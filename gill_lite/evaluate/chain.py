@@ -98,6 +98,26 @@ def describe(model, contexts, opener: str = DESCRIBE_OPENER, max_new_tokens: int
     return out
 
 
+def captions_with_images(story: ChainStory, frames) -> list:
+    """A story's captions with the images of ``frames`` (0-based) each after its own caption, as the
+    ``captions_images`` setting places them: ``(0, 1, 2, 3)`` is that setting, ``()`` the 5 captions."""
+    context = []
+    for i, caption in enumerate(story.captions):
+        context.append(caption)
+        if i in frames:
+            context.append(story.images[i])
+    return context
+
+
+def describe_with_images(model, stories, frames) -> dict:
+    """The ``describe`` link after the captions with the images of ``frames`` inserted (`captions_with_images`),
+    per attribute over the stories whose *captions* determine it. There the images add nothing the captions do
+    not say, so whatever this falls below the captions alone is what the images disturb in the LM's reading of the
+    story, apart from what they fail to add."""
+    hits = _matches(describe(model, [captions_with_images(s, frames) for s in stories]), stories)
+    return _per_attribute(hits, stories, "captions")
+
+
 def _labels(stories, attribute: str) -> torch.Tensor:
     values = VALUES[attribute]
     return torch.tensor([values.index(getattr(s.shape, attribute)) for s in stories])
