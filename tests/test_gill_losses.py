@@ -78,7 +78,8 @@ def test_caption_pairs_concatenate_half_the_examples():
     _, _, single = caption_inputs(_FakeModel(), prefix, captions, concat_fraction=0.0)
     assert single.shape[0] == 4
     # BOS [3 visual] a b [3 visual] ccc (`bos_before_images`): the same labels, the BOS moved to the front
-    first, first_mask, first_labels = caption_inputs(_FakeModel(), prefix, captions, concat_fraction=0.5, bos_first=True)
+    first, first_mask, first_labels = caption_inputs(_FakeModel(), prefix, captions, concat_fraction=0.5,
+                                                     bos_first=True)
     assert torch.equal(first_labels, labels) and torch.equal(first_mask, mask)
     assert (embeds[0][mask[0].bool()][:, 0] == _FakeModel.bos_id).nonzero().flatten().tolist() == [3]
     assert (first[0][first_mask[0].bool()][:, 0] == _FakeModel.bos_id).nonzero().flatten().tolist() == [0]

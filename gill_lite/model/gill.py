@@ -236,7 +236,8 @@ class GillModel(nn.Module):
             raise FileNotFoundError(f"no {CONFIG_FILE} in {directory}: not a GILL checkpoint")
         config = json.loads((directory / CONFIG_FILE).read_text())
         cls.check_compatible(config, frozen_parts)
-        cfg = dataclasses.replace(train_cfg or TrainConfig(), **{**ARCH_DEFAULTS_OF_OLDER_CHECKPOINTS, **config["arch"]})
+        arch = {**ARCH_DEFAULTS_OF_OLDER_CHECKPOINTS, **config["arch"]}
+        cfg = dataclasses.replace(train_cfg or TrainConfig(), **arch)
         model = cls.build(frozen_parts, cfg)
         if list(model.img_ids) != list(config["img_token_ids"]):
             raise CheckpointMismatchError(f"[IMG] token ids {model.img_ids} != checkpoint {config['img_token_ids']}")
