@@ -181,7 +181,6 @@ def test_paper_shaped_forward_at_reduced_depth():
     assert m.map_states(torch.zeros(2, 8, 4096)).shape == (2, 77, 768)
 
 
-
 def test_a_checkpoint_keeps_its_bos_setting_and_older_ones_load_as_published(tmp_path):
     """``bos_before_images`` is architecture (it changes what the prefix was trained after): a checkpoint rebuilds
     with its own setting whatever the profile says, and one saved before the field existed (no key) with the
@@ -190,7 +189,8 @@ def test_a_checkpoint_keeps_its_bos_setting_and_older_ones_load_as_published(tmp
 
     parts = tiny_parts()
     GillModel.build(parts, tiny_train_cfg(bos_before_images=True)).save_trainable(tmp_path / "first")
-    assert GillModel.from_trainable(tmp_path / "first", parts, tiny_train_cfg()).train_cfg.bos_before_images
+    first = GillModel.from_trainable(tmp_path / "first", parts, tiny_train_cfg(bos_before_images=False))
+    assert first.train_cfg.bos_before_images is True  # the checkpoint's setting, not the profile's
     GillModel.build(parts, tiny_train_cfg()).save_trainable(tmp_path / "old")
     config = json.loads((tmp_path / "old" / "gill_config.json").read_text())
     del config["arch"]["bos_before_images"]

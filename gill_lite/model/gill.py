@@ -29,7 +29,8 @@ from .retrieval import RetrievalHeads
 CONFIG_FILE = "gill_config.json"
 WEIGHTS_FILE = "trainable.safetensors"
 FORMAT = "gill-lite/1"
-# The TrainConfig fields that shape the trainable parts (the rest is the recipe).
+# The TrainConfig fields that shape the trainable parts or the sequences they were trained to be read in (the rest
+# is the recipe): a checkpoint records them and is rebuilt with them.
 ARCH_FIELDS = ("n_visual_tokens", "n_img_tokens", "mapper_d_model", "mapper_heads", "mapper_encoder_layers",
                "mapper_decoder_layers", "mapper_ffn", "retrieval_dim", "bos_before_images")
 # what a checkpoint saved before a field was an architecture field was built with
