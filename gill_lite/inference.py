@@ -269,12 +269,14 @@ class GillPipeline:
         return self.index
 
     # ----------------------------------------------------------------------------------------- decision
-    def decide(self, states) -> dict[str, float]:
+    def decide(self, states, top_cosine: float | None = None) -> dict[str, float]:
         """The decision head on ONE query's [IMG0] state and its top retrieval score over the index:
-        ``{"generate": p, "retrieve": q}``."""
+        ``{"generate": p, "retrieve": q}``. ``top_cosine``: that score, when `retrieve` already returned it."""
         states = _stack(states)
         if len(states) != 1:
             raise ValueError(f"decide takes one query's [IMG] states, got {len(states)}")
+        if top_cosine is not None:
+            return F.decide(self.model, states, top_cosines=[top_cosine])
         return F.decide(self.model, states, self._index() if self.model.decision.retrieval_score else self.index)
 
     def decision_inputs(self, states, top_cosines) -> torch.Tensor:
@@ -286,10 +288,10 @@ class GillPipeline:
         """Decide, then run ONLY the chosen path for one query's [IMG] states: the top-1 retrieval from the
         index, or the mapper + generator at ``seed``. (The published code always ran Stable Diffusion, then
         threw the image away when retrieval won.) It needs an index even when it generates: the decision head
-        reads the top retrieval score."""
-        probabilities = self.decide(states)
+        reads the top retrieval score, and the index is scored once for both."""
+        retrieved_id, score = self.retrieve(states, k=1)[0][0]
+        probabilities = self.decide(states, top_cosine=score)
         if probabilities["retrieve"] > probabilities["generate"]:
-            retrieved_id, _score = self.retrieve(states, k=1)[0][0]
             return ShownImage("retrieve", probabilities, np.asarray(self.index_images([retrieved_id])[0]), retrieved_id)
         return ShownImage("generate", probabilities, np.asarray(self.generate(states, seed))[0])
 

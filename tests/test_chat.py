@@ -23,8 +23,8 @@ class FakePipeline(GillPipeline):
         self.calls.append(("img_states", context))
         return "states"
 
-    def decide(self, states):
-        self.calls.append(("decide", states))
+    def decide(self, states, top_cosine=None):
+        self.calls.append(("decide", states, top_cosine))
         return {"generate": 1 - self.p_ret, "retrieve": self.p_ret}
 
     def retrieve(self, states, k=1, exclude=None):
@@ -51,14 +51,15 @@ def test_retrieve_when_the_decision_says_retrieve_and_never_runs_the_generator()
     assert source == "retrieved" and (image == 1).all()
     assert probs == pytest.approx({"generate": 0.2, "retrieve": 0.8})
     assert "generate" not in pipe.names()
-    assert pipe.names() == ["decode", "decide", "retrieve"]  # the emitted states are used as they are
+    # the emitted states are used as they are; the decision reads the score the one retrieval returned
+    assert pipe.names() == ["decode", "retrieve", "decide"] and pipe.calls[2] == ("decide", "states", 0.9)
 
 
-def test_generate_otherwise_and_never_retrieves():
+def test_generate_otherwise_and_show_no_retrieved_image():
     pipe = FakePipeline(p_ret=0.3)
     reply = GillChat(pipe, seed=5).respond(["draw a blue square"])
     assert reply.images[0].source == "generated" and (reply.images[0].image == 2).all()
-    assert "retrieve" not in pipe.names()
+    assert pipe.names() == ["decode", "retrieve", "decide", "generate"]  # the decision needs the top score
     assert ("generate", "states", 5) in pipe.calls
 
 

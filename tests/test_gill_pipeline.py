@@ -170,6 +170,22 @@ def test_generate_calls_the_generator_once_and_retrieves_nothing():
     assert out.probabilities["generate"] == pytest.approx(1 - out.probabilities["retrieve"])
 
 
+@pytest.mark.parametrize("prefer", [RETRIEVE, GENERATE])
+def test_show_image_scores_the_index_once(monkeypatch, prefer):
+    from gill_lite.model import functional
+
+    calls = []
+    real = functional.retrieve
+    monkeypatch.setattr(functional, "retrieve", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model = TinyGill(prefer=prefer)
+    pipe = GillPipeline(model, SimpleNamespace(generator=CountingGenerator()), _index(model))
+    states = torch.randn(1, 8, D)
+    out = pipe.show_image(states)
+    assert len(calls) == 1
+    # the decision it made from the shared score is the one `decide` makes scoring the index itself
+    assert out.probabilities == pytest.approx(pipe.decide(states))
+
+
 def test_one_query_at_a_time_and_a_missing_index_is_named():
     model = TinyGill(prefer=RETRIEVE)
     pipe = GillPipeline(model, SimpleNamespace(generator=FailingGenerator()), _index(model))

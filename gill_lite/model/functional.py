@@ -399,15 +399,20 @@ def decision_inputs(model, states, top_cosines=None) -> torch.Tensor:
 
 
 @torch.no_grad()
-def decide(model, states, index: RetrievalIndex | None = None) -> dict[str, float] | list[dict[str, float]]:
+def decide(model, states, index: RetrievalIndex | None = None, top_cosines=None
+           ) -> dict[str, float] | list[dict[str, float]]:
     """The decision head on the [IMG0] state and the top retrieval score over ``index`` (needed when the head
-    reads it): ``{"generate": p, "retrieve": q}`` (a list for several queries)."""
+    reads it): ``{"generate": p, "retrieve": q}`` (a list for several queries). ``top_cosines``: the top-1
+    cosines `retrieve` already returned for these queries, so the index is not scored a second time."""
     model.eval()
     top = None
     if model.decision.retrieval_score:
-        if index is None:
+        if top_cosines is not None:
+            top = list(top_cosines)
+        elif index is None:
             raise ValueError("the decision head reads the top retrieval score: decide needs a retrieval index")
-        top = [hits[0][1] for hits in retrieve(model, index, states, k=1)]
+        else:
+            top = [hits[0][1] for hits in retrieve(model, index, states, k=1)]
     features = decision_inputs(model, states, top).to(model.device)
     probs = model.decision(features).softmax(-1).cpu().tolist()
     out = [dict(zip(CLASSES, p)) for p in probs]
