@@ -190,6 +190,24 @@ def test_fit_decision_trains_saves_then_finds_the_checkpoint(tmp_path, monkeypat
     assert classifier.load_trained_decision(profile, head)
 
 
+def test_fit_img0_only_trains_once_per_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("GILL_RUNS_DIR", str(tmp_path))
+    profile = get_profile("ci", decision={"n_train": 200, "steps": 200, "lr": 1e-2})
+    x, labels = _toy()
+    trained = []
+    real = classifier.train_decision_head
+    monkeypatch.setattr(classifier, "train_decision_head", lambda *a, **k: trained.append(1) or real(*a, **k))
+    first = classifier.fit_img0_only(profile, x, labels)
+    assert trained == [1] and first["macro_f1"] > 0.95
+    assert (tmp_path / "ci" / "gill" / "decision" / classifier.IMG0_ONLY_FILE).exists()
+    assert classifier.fit_img0_only(profile, x, labels) == first and trained == [1]  # read back, not retrained
+    classifier.fit_img0_only(profile, x, labels[::-1])  # other labels: trained again
+    classifier.fit_img0_only(profile, x, labels, retrain=True)
+    assert trained == [1, 1, 1]
+    with pytest.raises(ValueError, match="labels"):
+        classifier.fit_img0_only(profile, x[:10], labels)
+
+
 def test_few_examples_keep_a_validation_part():
     train, val = classifier.split_train_val(30, 600)
     assert len(train) == 20 and len(val) == 10

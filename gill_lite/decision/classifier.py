@@ -161,17 +161,37 @@ def data_fingerprint(x, labels: Sequence[str], cfg) -> str:
     return h.hexdigest()[:16]
 
 
-def fit_img0_only(profile, img0_states, labels: Sequence[str], progress: bool = False) -> dict:
+IMG0_ONLY_FILE = "img0_only.json"
+
+
+def fit_img0_only(profile, img0_states, labels: Sequence[str], progress: bool = False, out_dir=None,
+                  retrain: bool = False) -> dict:
     """The same training on the ``[IMG0]`` states alone (the published notebook's fallback without retrieval
-    scores), for comparison: validation metrics of a head that is not saved or used."""
+    scores), for comparison: validation metrics of a head that is not used.
+
+    The metrics are kept in ``img0_only.json`` beside the decision head (``out_dir``, default `decision_dir`)
+    with the data's fingerprint, and read back for the same states, labels and settings (``retrain``: train
+    anyway)."""
+    from gill_lite.io import atomic_write_json
     from gill_lite.model.decision import DecisionHead
 
     cfg = profile.decision
+    if len(img0_states) != len(labels):
+        raise ValueError(f"{len(img0_states)} [IMG0] states but {len(labels)} labels")
+    path = Path(out_dir or decision_dir(profile)) / IMG0_ONLY_FILE
+    fingerprint = data_fingerprint(img0_states, labels, cfg)
+    if path.exists() and not retrain:
+        saved = json.loads(path.read_text())
+        if saved.get("fingerprint") == fingerprint:
+            return saved["val"]
     train_idx, val_idx = split_train_val(len(labels), cfg.n_train)
     head = DecisionHead(img0_states.shape[1], cfg.dropout, retrieval_score=False)
     train_decision_head(head, img0_states[train_idx], [labels[i] for i in train_idx], cfg.steps, cfg.lr, cfg.seed,
                         progress=progress, standardize=cfg.standardize, balanced=cfg.balanced)
-    return evaluate(head, img0_states[val_idx], [labels[i] for i in val_idx])
+    val = evaluate(head, img0_states[val_idx], [labels[i] for i in val_idx])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {"fingerprint": fingerprint, "val": val})
+    return val
 
 
 @dataclass
