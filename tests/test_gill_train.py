@@ -358,3 +358,18 @@ def test_bos_before_images_enters_every_fingerprint_only_when_on():
     plain, first = small_profile(bos_before_images=False), small_profile(bos_before_images=True)
     for stage in ("captioning", "img_tokens", "joint"):
         assert loop.fingerprint(plain, stage, names) != loop.fingerprint(first, stage, names)
+
+
+def test_stages_train_with_deterministic_kernels_and_restore_the_setting(runs, monkeypatch):
+    """Two CPU threads made stage 02 differ run to run (`loop.deterministic_kernels`); the loop trains with
+    torch's deterministic kernels and leaves the caller's setting as it found it."""
+    seen = []
+    real = loop.compute_losses
+    monkeypatch.setattr(loop, "compute_losses",
+                        lambda *a, **k: seen.append(torch.are_deterministic_algorithms_enabled()) or real(*a, **k))
+    parts = tiny_parts()
+    prof = small_profile(steps=2)
+    assert not torch.are_deterministic_algorithms_enabled()
+    loop.train(GillModel.build(parts, prof.train), "joint", parts, prof, runs / "a", progress=False)
+    assert seen == [True, True] and not torch.are_deterministic_algorithms_enabled()
+

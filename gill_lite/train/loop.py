@@ -42,7 +42,7 @@ import os
 import resource
 import shutil
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 
@@ -181,6 +181,20 @@ def _accelerator(mixed_precision: str):
         return Accelerator(**kwargs)
 
 
+@contextmanager
+def deterministic_kernels():
+    """torch's deterministic kernels while a stage trains, the caller's setting restored after; warn-only where an
+    op has none (some CUDA ones). With 2 CPU threads, stage 02 run twice on the same checkpoint and caches gave
+    losses that parted at step ~50 and weights up to 0.13 apart after 200 steps (1 thread, or these kernels:
+    identical), so two published runs of one seed differed."""
+    before, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
+
+
 def _peak_memory_mb(device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -251,7 +265,7 @@ def train(model: GillModel, stage: str, frozen_parts, profile, out_dir, *, steps
     end = steps if stop_after is None else min(steps, stop_after)
     bar = tqdm(range(start, end), desc=f"GILL {stage}", disable=not (progress and acc.is_main_process),
                mininterval=5, initial=start, total=steps)
-    with open(log_path if acc.is_main_process else os.devnull, "a") as log:
+    with open(log_path if acc.is_main_process else os.devnull, "a") as log, deterministic_kernels():
         for step in bar:
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * lr_factor(step, cfg, stage)
