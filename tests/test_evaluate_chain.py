@@ -238,3 +238,14 @@ def test_describe_with_images_places_each_image_after_its_caption_and_scores_cap
     out = chain.describe_with_images(None, stories, (0,))
     assert out["kind"] == 1.0 and out["colour"] is None  # colour only the images determine: not counted
     assert len(seen) == 4 and (seen[0][1] == stories[0].images[0]).all()
+
+
+def test_captions_with_images_is_the_evaluation_interleave_and_refuses_the_target_frame():
+    from gill_lite.evaluate.contexts import build_context
+
+    s = chain.chain_stories(make_stories(1, seed=0), 8)[0]
+    full, built = chain.captions_with_images(s, (0, 1, 2, 3)), build_context(s.captions, s.images, "captions_images")
+    assert len(full) == len(built) == 9
+    assert all((a == b) if isinstance(a, str) else (a == b).all() for a, b in zip(full, built))
+    with pytest.raises(ValueError, match="context frames"):
+        chain.captions_with_images(s, (4,))

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..world.attributes import ATTRIBUTES, VALUES
-from .contexts import SETTINGS, build_context
+from .contexts import SETTINGS, build_context, images_after_captions
 
 LINKS = ("describe", "lm_probe", "img_probe", "mapper", "image", "oracle_image")
 DESCRIBE_OPENER = "Now the"
@@ -99,14 +99,9 @@ def describe(model, contexts, opener: str = DESCRIBE_OPENER, max_new_tokens: int
 
 
 def captions_with_images(story: ChainStory, frames) -> list:
-    """A story's captions with the images of ``frames`` (0-based) each after its own caption, as the
-    ``captions_images`` setting places them: ``(0, 1, 2, 3)`` is that setting, ``()`` the 5 captions."""
-    context = []
-    for i, caption in enumerate(story.captions):
-        context.append(caption)
-        if i in frames:
-            context.append(story.images[i])
-    return context
+    """A story's captions with the images of ``frames`` (0-based) each after its own caption
+    (`contexts.images_after_captions`): ``(0, 1, 2, 3)`` is the ``captions_images`` setting, ``()`` the 5 captions."""
+    return images_after_captions(story.captions, story.images, frames)
 
 
 def describe_with_images(model, stories, frames) -> dict:

@@ -35,11 +35,22 @@ def build_context(captions, images, setting: str) -> list:
     if setting == "captions_images":
         if len(images) < len(captions) - 1:
             raise ValueError(f"setting captions_images needs {len(captions) - 1} context images, got {len(images)}")
-        context: list = []
-        for caption, image in zip(captions[:-1], images[: len(captions) - 1]):
-            context += [caption, image]
-        return context + [captions[-1]]
+        return images_after_captions(captions, images, range(len(captions) - 1))
     raise ValueError(f"unknown setting {setting!r}; expected one of {SETTINGS}")
+
+
+def images_after_captions(captions, images, frames) -> list:
+    """The captions with the images of ``frames`` (0-based, context frames only: never the last, whose image is
+    the target) each right after its own caption, as the ``captions_images`` setting places all of them."""
+    frames = set(frames)
+    if any(not 0 <= i < len(captions) - 1 for i in frames):
+        raise ValueError(f"frames {sorted(frames)} must be context frames 0..{len(captions) - 2}")
+    context: list = []
+    for i, caption in enumerate(captions):
+        context.append(caption)
+        if i in frames:
+            context.append(images[i])
+    return context
 
 
 def baseline_prompt(captions, setting: str) -> str:
