@@ -23,11 +23,13 @@ STAGE_FINGERPRINTS = {  # with FAKE_FROZEN: the part of the fingerprint that com
     # a stage's losses and trained parts entered its fingerprint, when stage 02's rows began to learn from the
     # generation and retrieval losses (CHANGELOG "Previous build (the [IMG] rows learn from the losses that read
     # them)"); then all of ci's and tiny's once more, on purpose: BOS opens every context and captioning reads
-    # `BOS [prefix] caption` (`TrainConfig.bos_before_images`, CHANGELOG "This build"); paper did not move
-    "ci": {"captioning": "1e71173d9899eda4", "img_tokens": "7b8f97b0e603b9f4", "generation": "2c987b7e54363e7e",
-           "retrieval": "67755a1dd10d2416", "joint": "dedeecfb8580b661"},
-    "tiny": {"captioning": "ee1bf6b3130d6483", "img_tokens": "fc137344db2b3dd8", "generation": "5f967d2418906b8b",
-             "retrieval": "8fdc2dd55bbe5cc4", "joint": "6578409072a63f65"},
+    # `BOS [prefix] caption` (`TrainConfig.bos_before_images`); then ci's and tiny's stages after captioning, on
+    # purpose: the [IMG] side's restyled forms gained two step forms ("... on the left. It moves right.",
+    # CHANGELOG "This build"); paper did not move
+    "ci": {"captioning": "1e71173d9899eda4", "img_tokens": "76134e18ad81cc4e", "generation": "2d1f408aefb96df4",
+           "retrieval": "331ec084aed01f9f", "joint": "6d83638f939b79d6"},
+    "tiny": {"captioning": "ee1bf6b3130d6483", "img_tokens": "3a21f2a749417813", "generation": "41caa69a78fb09dc",
+             "retrieval": "0bc05ec76614d9ed", "joint": "6f1983a7973658d6"},
     "paper": {"captioning": "06f0500a882f9331", "img_tokens": "3f1cd8e02480ea57", "generation": "3caa057c581e519e",
               "retrieval": "7c78e24487766516", "joint": "cdd71e5b4a21ab1b"},
 }

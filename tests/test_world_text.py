@@ -42,10 +42,32 @@ def test_every_restyled_caption_is_in_the_vocabulary_and_fits_the_img_sequence()
     room = train.max_text_len - 1 - train.n_img_tokens  # BOS, the caption, [IMG0..7] (`train.steps.img_inputs`)
     for template in STYLE_TEMPLATES:
         for position, where in WHERE.items():
-            text = template.format(kind="triangle", colour="yellow", size="small", where=where, position=position)
+            text = template.format(kind="triangle", colour="yellow", size="small", where=where, position=position,
+                                   start=WHERE["bottom right"], direction="right")
             tokens = word_tokens(text)
             assert not set(tokens) - vocab, (template, set(tokens) - vocab)
             assert len(tokens) <= room, (text, len(tokens))
+
+
+def test_a_restyled_step_ends_where_the_image_shows_the_shape():
+    """The step forms ("A red circle at the top. It moves down.") describe one image: where the shape ends up.
+    For every shape, the named start moved one step in the named direction is the shape's position, and a step
+    off the grid is never drawn."""
+    from gill_lite.world.attributes import all_shapes, shifted_position
+    from gill_lite.world.captions import WHERE, restyle_caption
+
+    phrase_to_position = {v: k for k, v in WHERE.items()}
+    phrases = "|".join(sorted(WHERE.values(), key=len, reverse=True))  # "at the top left" before "at the top"
+    pattern = re.compile(rf"({phrases})\..*(?:moves|steps) (up|down|left|right)\.")
+    seen = 0
+    for i, shape in enumerate(list(all_shapes()) * 20):
+        text = restyle_caption(shape, np.random.default_rng([3, i]))
+        found = pattern.search(text.lower()) if text else None
+        if found:
+            seen += 1
+            assert shifted_position(phrase_to_position[found.group(1)], found.group(2)) == shape.position, text
+    assert seen > 100  # the forms are drawn
+    assert shifted_position("top left", "up") is None and shifted_position("middle", "left") == "left"
 
 
 def test_lm_texts_hold_captions_stories_dialogues_but_no_eval_story():

@@ -34,6 +34,17 @@ def cell_position(row: int, col: int) -> str:
     return POSITIONS[row * 3 + col]
 
 
+DIRECTIONS = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}  # one grid step
+
+
+def shifted_position(position: str, direction: str) -> str | None:
+    """The position one step from ``position`` in ``direction`` ("up", "down", "left", "right"); None off the grid."""
+    row, col = position_cell(position)
+    dr, dc = DIRECTIONS[direction]
+    r, c = row + dr, col + dc
+    return cell_position(r, c) if 0 <= r < 3 and 0 <= c < 3 else None
+
+
 @dataclass(frozen=True, order=True)
 class Shape:
     """One object: the four attributes the renderer draws and the probe reads back."""

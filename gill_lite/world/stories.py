@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .attributes import ATTRIBUTES, COLOURS, POSITIONS, SIZES, VALUES, Scene, Shape, all_shapes, cell_position, position_cell
+from .attributes import (ATTRIBUTES, COLOURS, DIRECTIONS, POSITIONS, SIZES, VALUES, Scene, Shape, all_shapes,
+                         shifted_position)
 from .captions import SINGLE_TEMPLATES, WHERE, caption_shape
 from .render import random_jitter, render_scene
 from .streams import stream_id
@@ -28,7 +29,6 @@ from .streams import stream_id
 N_FRAMES = 5
 SETTINGS = ("last_caption", "captions", "captions_images")
 STORY_STREAMS = {"eval": "stories/eval", "lm": "stories/lm"}
-DIRECTIONS = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
 
 TEMPLATES = {  # event -> caption templates; "It ..." templates may say "The circle ..." instead
     "move_to": ("It slides to the {position}.", "It travels to the {position}.", "Next it sits {where}."),
@@ -88,13 +88,6 @@ class Story:
 
 
 # ---------------------------------------------------------------------------------------------- events
-def _shift(position: str, direction: str) -> str | None:
-    row, col = position_cell(position)
-    dr, dc = DIRECTIONS[direction]
-    r, c = row + dr, col + dc
-    return cell_position(r, c) if 0 <= r < 3 and 0 <= c < 3 else None
-
-
 def _valid_events(shape: Shape, weights: dict[str, float]) -> list[str]:
     valid = []
     for event in weights:
@@ -113,9 +106,9 @@ def _apply(shape: Shape, event: str, rng: np.random.Generator) -> tuple[Shape, d
         position = other(POSITIONS, shape.position)[int(rng.integers(8))]
         return shape.replace(position=position), {"position": position}
     if event == "move_rel":
-        options = [d for d in DIRECTIONS if _shift(shape.position, d)]
+        options = [d for d in DIRECTIONS if shifted_position(shape.position, d)]
         direction = options[int(rng.integers(len(options)))]
-        return shape.replace(position=_shift(shape.position, direction)), {"direction": direction}
+        return shape.replace(position=shifted_position(shape.position, direction)), {"direction": direction}
     if event in ("grow", "shrink", "resize"):
         return shape.replace(size=other(SIZES, shape.size)[0]), {}
     if event in ("recolour", "recolour_hidden"):
@@ -159,7 +152,7 @@ def _infer(belief: Belief, event: str, params: dict, names_kind: bool, kind: str
     if event in ("move_to", "reveal"):
         b["position"] = frozenset([params["position"]])
     elif event == "move_rel":
-        b["position"] = frozenset(p for p in (_shift(q, params["direction"]) for q in b["position"]) if p)
+        b["position"] = frozenset(p for p in (shifted_position(q, params["direction"]) for q in b["position"]) if p)
     elif event == "move_hidden":
         b["position"] = frozenset(p for p in POSITIONS if any(p != q for q in b["position"]))
     elif event == "grow":
