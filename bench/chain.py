@@ -14,9 +14,12 @@ the first caption names the kind, so every k determines it): how fast that link 
 ``chain.captions_first_<k>.lm.end_mass``: the frozen LM's next-token probability of ending the text (``</s>`` or
 a question) after the first k captions, the state GILL's [IMG] tokens follow;
 ``chain.captions_without_caption_2.mapper.kind``, the same after all 5 captions but the second (the same last
-captions, one sentence fewer); and ``chain.restated_<n>.mapper.<attribute>``, no story at all: every world
-shape's caption followed by n sentences restating its colour, size or position (`restated_captions`), which tells
-how many sentences were said apart from what they say. And, a diagnostic that
+captions, one sentence fewer); ``chain.captions.mapper.position.after_<event>`` (and ``.stories``), the mapper
+link's position after 5 captions split by the event that last set the position (a step, "It moves down.", or a
+named place, "It slides to the middle."; `mapper_position_by_last_event`); and
+``chain.restated_<n>.mapper.<attribute>``, no story at all: every world shape's caption followed by n sentences
+restating its colour, size or position (`restated_captions`), which tells how many sentences were said apart
+from what they say. And, a diagnostic that
 is not GILL, ``chain.<setting>.mapper_recentred.<attribute>`` for the captions settings: the mapper link after
 every story's [IMG] states are moved by one offset, the corpus texts' mean [IMG] state minus the probe-fit
 ("lm"-stream, unlabelled) stories' (`gill_lite.evaluate.chain.recentred_states`): what the mapper reads once the
@@ -63,7 +66,8 @@ def main(argv=None) -> dict:
     from gill_lite.evaluate.chain import (DESCRIBED, chain_lines, chain_stories, describe_with_images,
                                           lm_end_mass_by_captions_read,
                                           mapper_by_sentences_after, mapper_kind_by_captions_read,
-                                          mapper_kind_without_caption, mapper_recentred, measure_chain,
+                                          mapper_kind_without_caption, mapper_position_by_last_event,
+                                          mapper_recentred, measure_chain,
                                           probe_fit_stories, restated_lines)
     from gill_lite.evaluate.contexts import SETTINGS
     from gill_lite.evaluate.stages import img_state_probe
@@ -81,13 +85,18 @@ def main(argv=None) -> dict:
     w = profile.world
     n_eval = args.n_stories or profile.eval.n_stories
     fit = probe_fit_stories(profile, args.n_fit)
-    evaluation = chain_stories(make_stories(n_eval, w.seed, "eval", w.image_size), w.image_size)
+    raw_evaluation = make_stories(n_eval, w.seed, "eval", w.image_size)
+    evaluation = chain_stories(raw_evaluation, w.image_size)
     settings = SETTINGS if args.no_described else (*SETTINGS, DESCRIBED)
     chain = measure_chain(model, parts.generator, fit, evaluation, settings=settings, seed=profile.eval.seed,
                           draw=not args.no_draw)
     figures = {"profile": profile.name, "stories": n_eval, "fit_stories": len(fit), **chain_lines(chain)}
     by_k = mapper_kind_by_captions_read(model, parts.generator, evaluation)
     figures.update({f"chain.captions_first_{k}.mapper.kind": round(v, 4) for k, v in by_k.items()})
+    by_event = mapper_position_by_last_event(model, parts.generator, raw_evaluation, w.image_size)
+    for event, (n, accuracy) in by_event.items():
+        figures[f"chain.captions.mapper.position.after_{event}"] = round(accuracy, 4)
+        figures[f"chain.captions.mapper.position.after_{event}.stories"] = n
     ends = lm_end_mass_by_captions_read(model, evaluation)
     figures.update({f"chain.captions_first_{k}.lm.end_mass": round(v, 4) for k, v in ends.items()})
     for frames in IMAGES_INSERTED:

@@ -207,6 +207,26 @@ def test_mapper_by_sentences_after_and_without_a_caption():
         chain.mapper_kind_without_caption(model, parts.generator, ev, drop=5)
 
 
+def test_mapper_position_by_last_event_splits_the_mapper_link():
+    """The split counts the stories whose captions determine the position, each under the event that last set
+    it, and its accuracies average back to the mapper link's position after 5 captions."""
+    assert chain.last_position_event(["grow", "move_rel", "recolour"]) == "move_rel"
+    assert chain.last_position_event(["move_to", "reveal", "shrink"]) == "reveal"
+    assert chain.last_position_event(["grow", "recolour"]) == "frame1"
+    parts = tiny_parts()
+    model = GillModel.build(parts, tiny_train_cfg())
+    gen = parts.generator
+    stories = make_stories(24, seed=0)
+    split = chain.mapper_position_by_last_event(model, gen, stories, 8)
+    ev = chain.chain_stories(stories, 8)
+    determined = [s for s in ev if "position" in s.known["captions"]]
+    assert sum(n for n, _ in split.values()) == len(determined) > 0
+    assert set(split) <= {"frame1", *chain.POSITION_EVENTS}
+    nearest = chain._nearest_after(model, chain.description_space(gen), [s.captions for s in determined])
+    link = sum(p.position == s.shape.position for p, s in zip(nearest, determined)) / len(determined)
+    assert sum(n * acc for n, acc in split.values()) / len(determined) == pytest.approx(link)
+
+
 def test_sentences_after_figure_draws_one_line_per_attribute():
     import matplotlib
 

@@ -326,6 +326,30 @@ def mapper_kind_without_caption(model, generator, eval_stories, drop: int = 1) -
     return float(np.mean([p.kind == s.shape.kind for p, s in zip(nearest, eval_stories)]))
 
 
+POSITION_EVENTS = ("move_to", "move_rel", "move_hidden", "reveal")  # the events that set a story's position
+
+
+def last_position_event(events) -> str:
+    """The last of a story's ``events`` that set the position (`POSITION_EVENTS`), or ``"frame1"`` if none did."""
+    return next((e for e in reversed(list(events)) if e in POSITION_EVENTS), "frame1")
+
+
+def mapper_position_by_last_event(model, generator, stories, image_size: int = 32) -> dict[str, tuple[int, float]]:
+    """The ``mapper`` link's position after 5 captions, split by the event that last set the story's position.
+
+    ``stories``: world `Story` objects (they carry their events). Only stories whose captions determine the
+    position count. Returns ``{event: (stories, accuracy)}``: a step ("It moves down.") asks the reader to work
+    the position out from the one before, a "slides to" names it, so the two can part where the mapper has
+    read only one of the forms."""
+    chain = chain_stories(stories, image_size)
+    nearest = _nearest_after(model, description_space(generator), _contexts(chain, "captions"))
+    hits: dict[str, list[bool]] = {}
+    for story, read, shape in zip(stories, chain, nearest):
+        if "position" in read.known.get("captions", ()):
+            hits.setdefault(last_position_event(story.events), []).append(shape.position == read.shape.position)
+    return {e: (len(h), float(np.mean(h))) for e, h in sorted(hits.items())}
+
+
 def recentred_states(model, corpus_texts, offset_contexts, eval_contexts) -> torch.Tensor:
     """The [IMG] states after ``eval_contexts``, all moved by one vector per [IMG] position: the mean state after
     ``corpus_texts`` (what the mapper was trained to read) minus the mean after ``offset_contexts``. ``(N, n_img, d)``.
