@@ -79,8 +79,8 @@ def world_caption_set(profile, split: str = "train") -> CaptionSet:
 
 def restyled_texts(examples, seed: int) -> list[str]:
     """Each example's caption, or for a seeded `RESTYLE_P` share of the single-object ones the same shape in one
-    of `gill_lite.world.captions.STYLE_TEMPLATES` (several sentences, pronouns, an action, a step): the text GILL's [IMG]
-    side reads, as CC3M's captions vary in form where the corpus templates do not.
+    of `gill_lite.world.captions.STYLE_TEMPLATES` (several sentences, pronouns, an action, a step): the text GILL's
+    [IMG] side reads, as CC3M's captions vary in form where the corpus templates do not.
 
     Measured (README, "Does GILL use the story?"): it closes most of the mapper's loss of colour and position
     after a story; the captioning loss and the generation targets keep the canonical captions."""

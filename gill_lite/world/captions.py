@@ -26,9 +26,10 @@ SINGLE_TEMPLATES = (
 # closed, so they are the verbs the LM's narrated stories and the evaluation stories use too; no story text is
 # read, each form describes one image). The two step forms name where the shape started and the step that brought
 # it where the image shows it: without them the mapper had never read a position that must be worked out, and
-# drew it right after 5 captions ending in such a step 0.25 of the time (0.71 after "It slides to ..."). The LM
-# stand-in's pretraining text, the captioning loss and the generator's targets keep the captions above. Measured
-# effect of each step: README, "Does GILL use the story?".
+# drew it right after 5 captions ending in such a step 0.25 of the time (0.71 after "It slides to ..."; 0.48 and
+# 0.92 with them, `bench/chain.py`: `chain.captions.mapper.position.after_<event>`). The LM stand-in's
+# pretraining text, the captioning loss and the generator's targets keep the captions above. Measured effect of
+# each step: README, "Does GILL use the story?".
 STYLE_TEMPLATES = (
     "a {kind} {where}. It is {size} and {colour}.",
     "there is a {colour} {kind}. It is {size}, {where}.",
