@@ -30,7 +30,7 @@ mean of the 8 (`gill_lite.evaluate.stages.img_state_probe`).
 And ``chain.captions_with_images_<frames>.describe.<attribute>`` (frames 1, 2, 4 and 1234): the LM describing the
 final scene after the 5 captions with those frames' images inserted, over the stories whose captions determine
 the attribute (`describe_with_images`): below ``chain.captions.describe``, the images disturb the story.
-The story probes are fitted on "lm"-stream stories. Uses the trained GILL (trains what is missing). Prints
+The story probes are fitted on "lm"-stream stories. Uses the trained GILL (trains what is missing, unless ``--no-train``). Prints
 ``name: value`` lines; writes ``runs/bench/chain.json``.
 """
 from __future__ import annotations
@@ -57,6 +57,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--n-fit", type=int, default=2000, help="lm-stream stories the probes are fitted on")
     parser.add_argument("--no-draw", action="store_true", help="skip the drawn-image links (image, oracle_image)")
     parser.add_argument("--stage", default=None, help="GILL stage to measure (default: the profile's final)")
+    parser.add_argument("--no-train", action="store_true",
+                        help="measure only a finished GILL: fail rather than train a missing stage (e.g. with "
+                             "GILL_RUNS_DIR set to another clone's runs/)")
     parser.add_argument("--no-described", action="store_true",
                         help="skip the diagnostic input with the images replaced by their descriptions")
     args = parser.parse_args(argv)
@@ -81,7 +84,7 @@ def main(argv=None) -> dict:
     if not profile.uses_world:
         raise SystemExit("the chain needs ground truth: a ShapeStories profile (tiny, ci)")
     parts = load_frozen_parts(profile)
-    model = load_gill(profile, parts, args.stage)
+    model = load_gill(profile, parts, args.stage, train_missing=not args.no_train)
     w = profile.world
     n_eval = args.n_stories or profile.eval.n_stories
     fit = probe_fit_stories(profile, args.n_fit)

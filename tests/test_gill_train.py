@@ -164,6 +164,21 @@ def test_train_stage_finds_finished_checkpoint(runs, capsys):
     assert "Found finished checkpoint" in capsys.readouterr().out and loop.stage_dir(prof, "captioning") == first
 
 
+def test_a_missing_stage_is_refused_not_trained_when_asked(runs):
+    """A measuring script pointed at a run folder without this configuration's stage gets a clear error that
+    names the stage, and nothing is trained or written there."""
+    parts = tiny_parts()
+    prof = small_profile(steps=3)
+    with pytest.raises(FileNotFoundError, match="no finished captioning stage"):
+        loop.load_gill(prof, parts, "captioning", train_missing=False)
+    assert not any(runs.rglob("*.safetensors")) and not any(runs.rglob("*.lock"))
+    trained = loop.train_stage(prof, "captioning", parts, progress=False)
+    found = loop.load_gill(prof, parts, "captioning", train_missing=False)  # finished: found as before
+    assert torch.equal(found.prefix.proj.weight, trained.prefix.proj.weight)
+    with pytest.raises(FileNotFoundError, match="other configurations there"):
+        loop.load_gill(small_profile(steps=4), parts, "captioning", train_missing=False)
+
+
 def test_img_tokens_stage_trains_the_rows_with_the_losses_that_read_their_states(runs):
     """Stage 02's [IMG] rows learn from the generation and retrieval losses, which read the [IMG] states, beside
     the prediction loss, as in the paper; the mapper and heads learn with them, the prefix stays as captioning left it."""

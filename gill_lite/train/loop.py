@@ -356,10 +356,14 @@ def stage_fingerprint(profile, stage: str, frozen_names: dict) -> str:
     return fingerprint(profile, stage, frozen_names, prev_fp)
 
 
-def train_stage(profile, stage: str, frozen_parts=None, *, progress: bool = True) -> GillModel:
+def train_stage(profile, stage: str, frozen_parts=None, *, progress: bool = True,
+                train_missing: bool = True) -> GillModel:
     """The GILL of ``stage`` for ``profile``: loaded if a finished checkpoint with this configuration exists in
     its folder ``profile.run_dir/"gill"/<stage>/<fingerprint>`` (`stage_dir`), otherwise trained (after the stages
-    it starts from) and saved there; other configurations' folders are left as they are."""
+    it starts from) and saved there; other configurations' folders are left as they are.
+
+    ``train_missing=False`` (measuring scripts pointed at another run folder) raises `FileNotFoundError` instead
+    of training, and writes nothing."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; stages: {STAGES}")
     if frozen_parts is None:
@@ -375,6 +379,12 @@ def train_stage(profile, stage: str, frozen_parts=None, *, progress: bool = True
     state = PartialState()
     if _finished(out, fp):
         return _load_finished(out, frozen_parts, profile, state)
+    if not train_missing:
+        others = sorted(p.name for p in out.parent.glob("*") if p.is_dir()) if out.parent.is_dir() else []
+        raise FileNotFoundError(
+            f"no finished {stage} stage for this configuration in {out} (other configurations there: "
+            f"{others or 'none'}); train it first (gill-lite train --profile {profile.name} --stage {stage}), or "
+            "let this call train it (train_missing=True, the default; a bench without --no-train)")
     # One process at a time trains a stage in a run folder: another one (a bench beside a notebook) waits, then
     # loads what the first saved, rather than training it again and overwriting it. The ranks of one
     # multi-process run train together, so they do not take this lock.
@@ -422,6 +432,7 @@ def final_stage(profile) -> str:
     return profile.train.final_stage
 
 
-def load_gill(profile, frozen_parts=None, stage: str | None = None) -> GillModel:
-    """The full GILL for downstream use (decision, evaluation, dialogue): trains what is missing."""
-    return train_stage(profile, stage or final_stage(profile), frozen_parts)
+def load_gill(profile, frozen_parts=None, stage: str | None = None, train_missing: bool = True) -> GillModel:
+    """The full GILL for downstream use (decision, evaluation, dialogue): trains what is missing, unless
+    ``train_missing=False``, which raises `FileNotFoundError` instead (see `train_stage`)."""
+    return train_stage(profile, stage or final_stage(profile), frozen_parts, train_missing=train_missing)
