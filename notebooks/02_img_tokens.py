@@ -60,7 +60,8 @@ print(profile.name, "| LM", parts.lm.config_name, "| image encoder", parts.image
 # CC3M's captions vary in form: several sentences, pronouns, an attribute here and another there, an action
 # ("a dog runs to the ball"). Our corpus captions come from a few one-sentence templates, so at `tiny` the `[IMG]`
 # losses (this stage, generation, retrieval) read three in four of the single-object captions restyled, some
-# saying what the shape did ("A red circle on the left. It becomes small."), and the `[IMG]` states learn from
+# saying what the shape did ("A red circle on the left. It becomes small.") or the step that brought it where
+# the image shows it ("A red circle on the left. It moves right."), and the `[IMG]` states learn from
 # text whose scene is spread over sentences, as a story's is (`CaptionSet.img_texts`). Captioning (01) and the
 # generator's targets (03) keep the caption.
 
