@@ -1,7 +1,7 @@
 """The context chain, link by link (story -> LM -> [IMG] states -> mapper -> image), per setting and attribute.
 
     .venv/bin/python bench/chain.py [--profile tiny] [--n-stories 200] [--n-fit 2000] [--no-draw] [--stage S]
-                                    [--no-described]
+                                    [--no-described] [--no-train]
 
 Each figure is an accuracy over the evaluation stories whose inputs determine that attribute (ceiling 1.0):
 ``chain.<setting>.<link>.<attribute>`` with links describe / lm_probe / img_probe / mapper / image /

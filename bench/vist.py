@@ -1,9 +1,10 @@
 """VIST evaluation figures at a profile (default tiny): generation table with 95% intervals, attribute accuracy
 per setting with ceilings, retrieval R@k for GILL and the baselines, dialogue generation, throughput.
 
-    .venv/bin/python bench/vist.py [--profile tiny] [--n-stories N]
+    .venv/bin/python bench/vist.py [--profile tiny] [--n-stories N] [--no-train]
 
-Uses the trained GILL (trains what is missing). Prints ``name: value`` lines; writes ``runs/bench/vist.json``.
+Uses the trained GILL (trains what is missing, unless ``--no-train``). Prints ``name: value`` lines; writes
+``runs/bench/vist.json``.
 """
 from __future__ import annotations
 
@@ -57,6 +58,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--profile", default="tiny")
     parser.add_argument("--n-stories", type=int, default=None)
     parser.add_argument("--n-dialogues", type=int, default=200)
+    parser.add_argument("--no-train", action="store_true",
+                        help="measure only a finished GILL: fail rather than train a missing stage (e.g. with "
+                             "GILL_RUNS_DIR set to another clone's runs/)")
     args = parser.parse_args(argv)
     import torch
 
@@ -67,7 +71,7 @@ def main(argv=None) -> dict:
 
     torch.manual_seed(0)
     profile = get_profile(args.profile)
-    pipe = GillPipeline.for_profile(profile)
+    pipe = GillPipeline.for_profile(profile, train_missing=not args.no_train)
     stories, skipped = evaluation_stories(profile, args.n_stories)
     summary, gen, ret = evaluate_vist(pipe, stories, profile.eval, skipped, progress=False)
     figures = {"profile": profile.name, "stories": len(stories), **lines(summary)}

@@ -89,11 +89,12 @@ class GillPipeline:
     # ------------------------------------------------------------------------------------------- building
     @classmethod
     def for_profile(cls, profile, checkpoint=None, with_decision: bool = True, index: RetrievalIndex | None = None,
-                    device=None) -> "GillPipeline":
+                    device=None, train_missing: bool = True) -> "GillPipeline":
         """The profile's GILL: its frozen parts on ``device`` (default: `gill_lite.backbones.default_device`),
         the trainable parts from ``checkpoint`` (a saved folder, refused if made for other frozen parts) or else
-        the profile's trained GILL (`gill_lite.train.load_gill`, which trains what is missing), and the profile's
-        trained decision head when there is one (notebook 05 trains it)."""
+        the profile's trained GILL (`gill_lite.train.load_gill`, which trains what is missing unless
+        ``train_missing=False``: then a missing stage raises `FileNotFoundError`), and the profile's trained
+        decision head when there is one (notebook 05 trains it)."""
         from .backbones import check_frozen_devices, default_device, load_frozen_parts
 
         # one owner of placement: every frozen part on this process's accelerator (else OPT-6.7B and SD v1.5 would
@@ -104,7 +105,7 @@ class GillPipeline:
         else:
             from .train import load_gill
 
-            pipe = cls(load_gill(profile, parts), parts, index, profile)
+            pipe = cls(load_gill(profile, parts, train_missing=train_missing), parts, index, profile)
         if with_decision:
             from .model.decision import load_trained_decision
 

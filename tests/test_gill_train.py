@@ -179,6 +179,19 @@ def test_a_missing_stage_is_refused_not_trained_when_asked(runs):
         loop.load_gill(small_profile(steps=4), parts, "captioning", train_missing=False)
 
 
+def test_the_pipeline_passes_the_refusal_on(runs, monkeypatch):
+    """`GillPipeline.for_profile(train_missing=False)` (bench/vist.py --no-train) refuses as `load_gill` does."""
+    import gill_lite.backbones as backbones
+    from gill_lite.inference import GillPipeline
+
+    parts = tiny_parts()
+    parts.to = lambda device: parts
+    monkeypatch.setattr(backbones, "load_frozen_parts", lambda profile: parts)
+    with pytest.raises(FileNotFoundError, match="no finished"):
+        GillPipeline.for_profile(small_profile(steps=3), with_decision=False, train_missing=False)
+    assert not any(runs.rglob("*.safetensors"))
+
+
 def test_img_tokens_stage_trains_the_rows_with_the_losses_that_read_their_states(runs):
     """Stage 02's [IMG] rows learn from the generation and retrieval losses, which read the [IMG] states, beside
     the prediction loss, as in the paper; the mapper and heads learn with them, the prefix stays as captioning left it."""
