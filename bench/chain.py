@@ -88,15 +88,14 @@ def main(argv=None) -> dict:
     w = profile.world
     n_eval = args.n_stories or profile.eval.n_stories
     fit = probe_fit_stories(profile, args.n_fit)
-    raw_evaluation = make_stories(n_eval, w.seed, "eval", w.image_size)
-    evaluation = chain_stories(raw_evaluation, w.image_size)
+    evaluation = chain_stories(make_stories(n_eval, w.seed, "eval", w.image_size), w.image_size)
     settings = SETTINGS if args.no_described else (*SETTINGS, DESCRIBED)
     chain = measure_chain(model, parts.generator, fit, evaluation, settings=settings, seed=profile.eval.seed,
                           draw=not args.no_draw)
     figures = {"profile": profile.name, "stories": n_eval, "fit_stories": len(fit), **chain_lines(chain)}
     by_k = mapper_kind_by_captions_read(model, parts.generator, evaluation)
     figures.update({f"chain.captions_first_{k}.mapper.kind": round(v, 4) for k, v in by_k.items()})
-    by_event = mapper_position_by_last_event(model, parts.generator, raw_evaluation, w.image_size)
+    by_event = mapper_position_by_last_event(model, parts.generator, evaluation)
     for event, (n, accuracy) in by_event.items():
         figures[f"chain.captions.mapper.position.after_{event}"] = round(accuracy, 4)
         figures[f"chain.captions.mapper.position.after_{event}.stories"] = n

@@ -216,15 +216,17 @@ def test_mapper_position_by_last_event_splits_the_mapper_link():
     parts = tiny_parts()
     model = GillModel.build(parts, tiny_train_cfg())
     gen = parts.generator
-    stories = make_stories(24, seed=0)
-    split = chain.mapper_position_by_last_event(model, gen, stories, 8)
-    ev = chain.chain_stories(stories, 8)
+    ev = chain.chain_stories(make_stories(24, seed=0), 8)
+    split = chain.mapper_position_by_last_event(model, gen, ev)
     determined = [s for s in ev if "position" in s.known["captions"]]
     assert sum(n for n, _ in split.values()) == len(determined) > 0
     assert set(split) <= {"frame1", *chain.POSITION_EVENTS}
     nearest = chain._nearest_after(model, chain.description_space(gen), [s.captions for s in determined])
     link = sum(p.position == s.shape.position for p, s in zip(nearest, determined)) / len(determined)
     assert sum(n * acc for n, acc in split.values()) / len(determined) == pytest.approx(link)
+    ev[0].events = None  # stories without events (e.g. a VIST file) cannot be split
+    with pytest.raises(ValueError, match="events"):
+        chain.mapper_position_by_last_event(model, gen, ev)
 
 
 def test_sentences_after_figure_draws_one_line_per_attribute():

@@ -68,6 +68,7 @@ def test_a_restyled_step_ends_where_the_image_shows_the_shape():
             assert shifted_position(phrase_to_position[found.group(1)], found.group(2)) == shape.position, text
     assert seen > 100  # the forms are drawn
     assert shifted_position("top left", "up") is None and shifted_position("middle", "left") == "left"
+    assert shifted_position("left", "left", -1) == "middle" and shifted_position("top", "down", -1) is None
 
 
 def test_lm_texts_hold_captions_stories_dialogues_but_no_eval_story():

@@ -46,6 +46,7 @@ class ChainStory:
     shape: object
     known: dict
     descriptions: list[str] | None = None  # each frame's corpus caption (template 0), for `DESCRIBED`
+    events: list[str] | None = None  # frames 2-5 (world stories): `mapper_position_by_last_event`
 
 
 def chain_stories(stories, image_size: int = 32) -> list[ChainStory]:
@@ -62,7 +63,8 @@ def chain_stories(stories, image_size: int = 32) -> list[ChainStory]:
         if "captions_images" in known:
             known[DESCRIBED] = known["captions_images"]
         described = [caption_shape(x, 0) for x in shapes] if shapes is not None else None
-        out.append(ChainStory(list(s.captions), images, final, known, described))
+        events = list(s.events) if getattr(s, "events", None) is not None else None
+        out.append(ChainStory(list(s.captions), images, final, known, described, events))
     return out
 
 
@@ -334,19 +336,20 @@ def last_position_event(events) -> str:
     return next((e for e in reversed(list(events)) if e in POSITION_EVENTS), "frame1")
 
 
-def mapper_position_by_last_event(model, generator, stories, image_size: int = 32) -> dict[str, tuple[int, float]]:
+def mapper_position_by_last_event(model, generator, stories) -> dict[str, tuple[int, float]]:
     """The ``mapper`` link's position after 5 captions, split by the event that last set the story's position.
 
-    ``stories``: world `Story` objects (they carry their events). Only stories whose captions determine the
-    position count. Returns ``{event: (stories, accuracy)}``: a step ("It moves down.") asks the reader to work
-    the position out from the one before, a "slides to" names it, so the two can part where the mapper has
-    read only one of the forms."""
-    chain = chain_stories(stories, image_size)
-    nearest = _nearest_after(model, description_space(generator), _contexts(chain, "captions"))
+    ``stories``: `ChainStory` objects of world stories (`chain_stories` keeps their events; a story without them
+    raises ValueError). Only stories whose captions determine the position count. Returns ``{event: (stories,
+    accuracy)}``: a step ("It moves down.") asks the reader to work the position out from the one before, a
+    "slides to" names it, so the two can part where the mapper has read only one of the forms."""
+    if any(s.events is None for s in stories):
+        raise ValueError("the split needs each story's events (world stories through `chain_stories`)")
+    nearest = _nearest_after(model, description_space(generator), _contexts(stories, "captions"))
     hits: dict[str, list[bool]] = {}
-    for story, read, shape in zip(stories, chain, nearest):
-        if "position" in read.known.get("captions", ()):
-            hits.setdefault(last_position_event(story.events), []).append(shape.position == read.shape.position)
+    for story, shape in zip(stories, nearest):
+        if "position" in story.known.get("captions", ()):
+            hits.setdefault(last_position_event(story.events), []).append(shape.position == story.shape.position)
     return {e: (len(h), float(np.mean(h))) for e, h in sorted(hits.items())}
 
 

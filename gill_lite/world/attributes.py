@@ -37,11 +37,12 @@ def cell_position(row: int, col: int) -> str:
 DIRECTIONS = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}  # one grid step
 
 
-def shifted_position(position: str, direction: str) -> str | None:
-    """The position one step from ``position`` in ``direction`` ("up", "down", "left", "right"); None off the grid."""
+def shifted_position(position: str, direction: str, steps: int = 1) -> str | None:
+    """The position ``steps`` grid steps from ``position`` in ``direction`` ("up", "down", "left", "right"; a
+    negative ``steps`` goes back: where a step in ``direction`` started); None off the grid."""
     row, col = position_cell(position)
     dr, dc = DIRECTIONS[direction]
-    r, c = row + dr, col + dc
+    r, c = row + steps * dr, col + steps * dc
     return cell_position(r, c) if 0 <= r < 3 and 0 <= c < 3 else None
 
 

@@ -49,7 +49,6 @@ STYLE_TEMPLATES = (
     "a {size} {colour} {kind} {start}. It moves {direction}.",
     "a {colour} {kind} {start}. It is {size}. It steps {direction}.",
 )
-OPPOSITE = {"up": "down", "down": "up", "left": "right", "right": "left"}  # the step back to a step form's start
 RESTYLE_P = 0.75  # the share of single-object captions rewritten (0.5 before the four action forms)
 PAIR_TEMPLATES = (
     "{a} and {b}.",
@@ -82,9 +81,9 @@ def restyle_caption(shape: Shape, rng: np.random.Generator) -> str | None:
     text = STYLE_TEMPLATES[int(rng.integers(len(STYLE_TEMPLATES)))]
     step = {}
     if "{direction}" in text:  # the step that ends where ``shape`` is
-        options = [d for d in DIRECTIONS if shifted_position(shape.position, OPPOSITE[d])]
+        options = [d for d in DIRECTIONS if shifted_position(shape.position, d, -1)]
         direction = options[int(rng.integers(len(options)))]
-        step = {"direction": direction, "start": WHERE[shifted_position(shape.position, OPPOSITE[direction])]}
+        step = {"direction": direction, "start": WHERE[shifted_position(shape.position, direction, -1)]}
     return _capitalise(text.format(where=WHERE[shape.position], **step, **shape.to_dict()))
 
 
